@@ -1,0 +1,70 @@
+"""The record that flows through the stages, and the reject convention.
+
+A record is a plain dict (cheap to pickle and encode). A rejected record is the same dict with
+``stage``, ``reason`` (a short, stable snake_case category counted in the funnel) and ``detail``
+(free text: the error message, the offending value) added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+# Stage names, in pipeline order. The funnel in stats.json follows this order.
+SOURCE = "source"
+URL_DEDUP = "url_dedup"
+DOWNLOAD = "download"
+IMAGE = "image"
+IMAGE_DEDUP = "image_dedup"
+STAGES = (SOURCE, URL_DEDUP, DOWNLOAD, IMAGE, IMAGE_DEDUP)
+
+KEY_HEX_CHARS = 20  # 80 bits: collisions stay unlikely up to ~10^11 records
+
+
+def make_key(image_url: str, alt_text: str) -> str:
+    """Stable sample key from the image URL and the alt-text (no dots: WebDataset splits on them)."""
+    digest = hashlib.sha1(f"{image_url}\n{alt_text}".encode("utf-8", "surrogatepass")).hexdigest()
+    return digest[:KEY_HEX_CHARS]
+
+
+def new_record(image_url: str, alt_raw: str, *, page_url: str | None = None, source: str = "",
+               caption: str | None = None, **extra) -> dict:
+    """A candidate pair as it leaves a source. ``caption`` defaults to the alt-text itself."""
+    record = {
+        "key": make_key(image_url, alt_raw),
+        "image_url": image_url,
+        "page_url": page_url,
+        "alt_raw": alt_raw,
+        "caption": alt_raw if caption is None else caption,
+        "source": source,
+    }
+    record.update(extra)
+    return record
+
+
+def reject(record: dict, stage: str, reason: str, detail: str = "") -> dict:
+    """A copy of ``record`` marked as dropped by ``stage`` for ``reason``; heavy fields are left out."""
+    out = {k: v for k, v in record.items() if k != "image_bytes"}
+    out["stage"] = stage
+    out["reason"] = reason
+    out["detail"] = detail
+    return out
+
+
+def is_rejected(record: dict) -> bool:
+    return "reason" in record
+
+
+class Dropped(Exception):
+    """Raised by a pure rule or step to drop a record: ``reason`` is the funnel category,
+    ``detail`` the specifics, ``fields`` extra record fields worth keeping (e.g. http_status)."""
+
+    def __init__(self, reason: str, detail: str = "", **fields):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.fields = fields
+
+    def reject(self, record: dict, stage: str) -> dict:
+        out = reject(record, stage, self.reason, self.detail)
+        out.update(self.fields)
+        return out

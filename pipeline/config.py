@@ -1,0 +1,219 @@
+"""Run configuration: one YAML file whose every key can be overridden with ``--set key=value``.
+
+Defaults live in the dataclasses below (the single source of truth); ``altcap config`` prints them
+as YAML. Image rules default to Conceptual Captions' published ones (JPEG only, both sides > 400 px,
+aspect ratio <= 2); resize and encode options keep img2dataset's names and meaning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration the user wrote is wrong; the message says what and where."""
+
+
+@dataclass
+class InputConfig:
+    format: str = "auto"  # auto|warc|wat|html|pages|tsv|csv|jsonl|parquet|img2dataset
+    url_column: str = "auto"  # auto tries url, URL, image_url, link
+    caption_column: str = "auto"  # auto tries caption, TEXT, text, alt, title
+    header: str = "auto"  # tsv/csv: auto|yes|no
+    headerless_columns: list = field(default_factory=lambda: ["caption", "url"])  # CC3M TSV order
+
+
+@dataclass
+class ExtractConfig:
+    lazy_attributes: list = field(default_factory=lambda: ["data-src", "data-lazy-src", "data-original"])
+    max_page_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass
+class CrawlConfig:
+    respect_robots_txt: bool = True
+    max_pages_per_host: int = 0  # 0 = no limit
+
+
+@dataclass
+class DedupConfig:
+    url: str = "url"  # url: one record per image URL; pair: per (URL, alt-text); none
+    image: bool = True  # drop exact duplicate images (sha256 of the original bytes)
+
+
+@dataclass
+class DownloadConfig:
+    threads: int = 64
+    per_host: int = 16
+    timeout: float = 10.0  # seconds, for connect and for each read
+    retries: int = 2
+    backoff: float = 0.5  # seconds, doubled each retry
+    max_bytes: int = 32 * 1024 * 1024
+    max_redirects: int = 5
+    user_agent: str = "Mozilla/5.0 (compatible; altcap/0.1; +https://github.com/altcap/altcap)"
+    user_agent_token: str = "altcap"
+    disallowed_header_directives: list = field(
+        default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"])
+    allow_private_addresses: bool = False
+    connect_to: list = field(default_factory=list)  # like curl: "HOST:PORT:CONNECT_HOST:CONNECT_PORT"
+
+
+@dataclass
+class ImageConfig:
+    formats: list = field(default_factory=lambda: ["jpeg"])
+    min_side: int = 401  # smallest allowed side in px (CC: both sides > 400)
+    max_aspect_ratio: float = 2.0
+    max_pixels: int = 89_478_485  # refused before decoding (pixel bombs)
+    allow_animated: bool = False
+
+
+@dataclass
+class ResizeConfig:
+    image_size: int = 256
+    resize_mode: str = "center_crop"  # no|keep_ratio|center_crop|border|keep_ratio_largest
+    resize_only_if_bigger: bool = False
+    upscale_interpolation: str = "lanczos"
+    downscale_interpolation: str = "area"
+    encode_format: str = "jpg"  # jpg|webp|png
+    encode_quality: int = 95
+
+
+@dataclass
+class ShardConfig:
+    samples_per_shard: int = 10000
+
+
+@dataclass
+class Config:
+    input: InputConfig = field(default_factory=InputConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    resize: ResizeConfig = field(default_factory=ResizeConfig)
+    shards: ShardConfig = field(default_factory=ShardConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+CHOICES = {
+    ("input", "format"): {"auto", "warc", "wat", "html", "pages", "tsv", "csv", "jsonl", "parquet",
+                          "img2dataset"},
+    ("input", "header"): {"auto", "yes", "no"},
+    ("dedup", "url"): {"url", "pair", "none"},
+    ("resize", "resize_mode"): {"no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"},
+    ("resize", "encode_format"): {"jpg", "webp", "png"},
+    ("resize", "upscale_interpolation"): {"nearest", "bilinear", "bicubic", "lanczos", "area"},
+    ("resize", "downscale_interpolation"): {"nearest", "bilinear", "bicubic", "lanczos", "area"},
+}
+
+
+def _coerce(value: Any, annotation: str, where: str) -> Any:
+    """Check ``value`` against a field's annotation; YAML already typed scalars."""
+    if annotation == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if annotation == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+    if annotation == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if annotation == "str":
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    if annotation == "list":
+        if isinstance(value, list):
+            return value
+        if isinstance(value, str):  # --set a.b=x,y
+            return [v.strip() for v in value.split(",") if v.strip()]
+        raise ConfigError(f"{where}: expected a list, got {value!r}")
+    raise AssertionError(annotation)
+
+
+def _apply(config: Config, section: str, key: str, value: Any, origin: str) -> None:
+    where = f"{origin}: {section}.{key}"
+    if not hasattr(config, section):
+        known = ", ".join(f.name for f in dataclasses.fields(Config))
+        raise ConfigError(f"{origin}: unknown section {section!r} (known: {known})")
+    part = getattr(config, section)
+    hints = {f.name: f.type for f in dataclasses.fields(part)}
+    if key not in hints:
+        raise ConfigError(f"{origin}: unknown key {section}.{key} (known: {', '.join(hints)})")
+    value = _coerce(value, hints[key], where)
+    allowed = CHOICES.get((section, key))
+    if allowed and value not in allowed:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(sorted(allowed))}")
+    setattr(part, key, value)
+
+
+def _check(config: Config) -> None:
+    positive = [("download", "threads"), ("download", "per_host"), ("download", "max_bytes"),
+                ("resize", "image_size"), ("shards", "samples_per_shard"), ("image", "max_pixels")]
+    for section, key in positive:
+        if getattr(getattr(config, section), key) <= 0:
+            raise ConfigError(f"{section}.{key} must be > 0")
+    if config.download.timeout <= 0:
+        raise ConfigError("download.timeout must be > 0")
+    if config.image.max_aspect_ratio < 1:
+        raise ConfigError("image.max_aspect_ratio must be >= 1")
+    fmt, quality = config.resize.encode_format, config.resize.encode_quality
+    if fmt == "png" and not 0 <= quality <= 9:
+        raise ConfigError("resize.encode_quality is the PNG compression level for png: 0..9")
+    if fmt != "png" and not 1 <= quality <= 100:
+        raise ConfigError("resize.encode_quality must be 1..100")
+
+
+def load_config(path: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the YAML file at ``path``, then each ``key=value`` override."""
+    config = Config()
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle) or {}
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of sections")
+        for section, values in data.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"{path}: section {section!r} must be a mapping")
+            for key, value in values.items():
+                _apply(config, section, key, value, path)
+    for item in overrides:
+        name, sep, raw = item.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        _apply(config, section, key, value, "--set")
+    _check(config)
+    return config
+
+
+def config_from_dict(data: dict) -> Config:
+    """Rebuild a Config from ``to_dict()`` output (used to ship the config to Beam workers)."""
+    config = Config()
+    for section, values in data.items():
+        for key, value in values.items():
+            _apply(config, section, key, value, "config")
+    return config
+
