@@ -8,6 +8,7 @@ aspect ratio <= 2); resize and encode options keep img2dataset's names and meani
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +19,24 @@ class ConfigError(ValueError):
     """A configuration the user wrote is wrong; the message says what and where."""
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML whose booleans are only true/false: ``resize_mode: no`` stays the text "no"."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+def parse_yaml(text):
+    return yaml.load(text, Loader=_Loader)
+
+
 @dataclass
 class InputConfig:
-    format: str = "auto"  # auto|warc|wat|html|pages|tsv|csv|jsonl|parquet|img2dataset
+    format: str = "auto"  # auto|warc|wat|pages|tsv|csv|jsonl|parquet|img2dataset
     url_column: str = "auto"  # auto tries url, URL, image_url, link
     caption_column: str = "auto"  # auto tries caption, TEXT, text, alt, title
     header: str = "auto"  # tsv/csv: auto|yes|no
@@ -36,7 +52,6 @@ class ExtractConfig:
 @dataclass
 class CrawlConfig:
     respect_robots_txt: bool = True
-    max_pages_per_host: int = 0  # 0 = no limit
 
 
 @dataclass
@@ -106,7 +121,7 @@ class Config:
 
 
 CHOICES = {
-    ("input", "format"): {"auto", "warc", "wat", "html", "pages", "tsv", "csv", "jsonl", "parquet",
+    ("input", "format"): {"auto", "warc", "wat", "pages", "tsv", "csv", "jsonl", "parquet",
                           "img2dataset"},
     ("input", "header"): {"auto", "yes", "no"},
     ("dedup", "url"): {"url", "pair", "none"},
@@ -183,7 +198,7 @@ def load_config(path: str | None = None, overrides: list[str] | tuple[str, ...] 
     if path:
         try:
             with open(path, encoding="utf-8") as handle:
-                data = yaml.safe_load(handle) or {}
+                data = parse_yaml(handle) or {}
         except OSError as err:
             raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
         except yaml.YAMLError as err:
@@ -201,7 +216,7 @@ def load_config(path: str | None = None, overrides: list[str] | tuple[str, ...] 
         if not sep or not dot:
             raise ConfigError(f"--set {item!r}: expected section.key=value")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         _apply(config, section, key, value, "--set")

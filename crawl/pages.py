@@ -1,0 +1,36 @@
+"""Live crawl of one page: robots.txt, fetch, then the same alt-text extraction as for WARCs."""
+
+from __future__ import annotations
+
+from crawl.fetch import Fetcher
+from crawl.html_images import extract_image_records
+from crawl.robots import RobotsPolicy
+from crawl.urls import resolve_url
+from filters.record import SOURCE, Dropped, make_key, new_record, reject
+
+
+def charset_of(content_type: str | None) -> str | None:
+    for part in (content_type or "").split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "charset" and value:
+            return value.strip("\"' ")
+    return None
+
+
+def crawl_page(page_url: str, *, fetcher: Fetcher, robots: RobotsPolicy | None, source: str,
+               lazy_attributes: tuple[str, ...]) -> list[dict]:
+    """Image records of a live page, or one source reject saying why the page gave none."""
+    where = f"{source}#{page_url}"
+    page = new_record(page_url, "", page_url=page_url, source=where,
+                      key=make_key(page_url, "\x00page"))
+    try:
+        url = resolve_url(page_url, None)
+        if robots is not None and not robots.allowed(url):
+            raise Dropped("robots_txt", "disallowed by the site's robots.txt")
+        result = fetcher.fetch(url, accept_html=True)
+    except Dropped as dropped:
+        reason = dropped.reason if dropped.reason == "robots_txt" else f"page_{dropped.reason}"
+        return [reject(page, SOURCE, reason, dropped.detail)]
+    return extract_image_records(result.body, result.final_url, source=where,
+                                 charset=charset_of(result.content_type),
+                                 lazy_attributes=lazy_attributes)

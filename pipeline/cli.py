@@ -1,0 +1,109 @@
+"""The ``altcap`` command line.
+
+    altcap run --input PATH_OR_GLOB --output DIR [--config FILE] [--set key=value ...] [Beam options]
+    altcap demo [--output DIR]
+    altcap config            print every setting with its default, as YAML
+
+Errors a user can cause end with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pipeline.config import ConfigError, load_config
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from crawl.lists import ListFormatError
+    from pipeline.inputs import InputError
+    from pipeline.run import OutputFolderError
+    from pipeline.shard_builder import StaleShardError
+
+    return ConfigError, InputError, ListFormatError, OutputFolderError, StaleShardError
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("altcap").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="altcap", description=__doc__.split("\n\n")[0])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="build a dataset from crawls or url+caption lists",
+                              epilog="Other options (--runner, --direct_num_workers, "
+                                     "--project, ...) are passed to Apache Beam.")
+    run.add_argument("--input", action="append", required=True, metavar="PATH_OR_GLOB",
+                     help="WARC/WAT files, url+caption lists, page URL lists or an img2dataset "
+                          "output folder; repeat for several")
+    run.add_argument("--output", required=True, metavar="DIR")
+    run.add_argument("--config", metavar="FILE", help="YAML settings (see `altcap config`)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one setting, e.g. --set resize.image_size=384")
+    run.add_argument("--input-format", default="auto",
+                     help="warc, wat, tsv, csv, jsonl, parquet, pages or img2dataset "
+                          "(default: from the file name)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace a previous run in --output instead of resuming it")
+    run.add_argument("--verbose", action="store_true")
+
+    demo = commands.add_parser("demo", help="run the whole spine offline on real photos")
+    demo.add_argument("--output", default="demo-out", metavar="DIR")
+    demo.add_argument("--verbose", action="store_true")
+
+    commands.add_parser("config", help="print all settings with their defaults as YAML")
+    return top
+
+
+def print_summary(stats: dict) -> None:
+    print(f"\n{'stage':<12} {'in':>9} {'passed':>9} {'rejected':>9}  top reasons")
+    for entry in stats["funnel"]:
+        reasons = ", ".join(f"{r} {n}" for r, n in list(entry["reasons"].items())[:4])
+        print(f"{entry['stage']:<12} {entry['in']:>9} {entry['passed']:>9} {entry['rejected']:>9}"
+              f"  {reasons}")
+    out = stats["output"]
+    print(f"\n{stats['samples']} samples in {stats['shards']} shard(s): {out}/shards/")
+    print(f"{stats['rejects']} rejects with stage and reason: {out}/rejects/")
+    print(f"funnel and check: {out}/stats.json ({'ok' if stats['check']['ok'] else 'FAILED'}, "
+          f"{stats['timings']['wall_s']:.1f} s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, beam_args = parser().parse_known_args(argv)
+    if args.command == "config":
+        from pipeline.config import Config
+
+        print(Config().to_yaml(), end="")
+        return 0
+    setup_logging(args.verbose)
+    from pipeline.funnel import AccountingError
+
+    try:
+        if args.command == "demo":
+            from pipeline.demo import run_demo
+
+            stats = run_demo(args.output, beam_args=beam_args)
+        else:
+            if beam_args and not beam_args[0].startswith("--"):
+                raise ConfigError(f"unexpected argument {beam_args[0]!r}")
+            from pipeline.run import run
+
+            config = load_config(args.config, args.set)
+            stats = run(args.input, args.output, config, beam_args=beam_args,
+                        input_format=args.input_format, overwrite=args.overwrite)
+    except _user_errors() as err:
+        print(f"altcap: error: {err}", file=sys.stderr)
+        return 2
+    except AccountingError as err:
+        print(f"altcap: accounting check FAILED: {err}", file=sys.stderr)
+        return 3
+    print_summary(stats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

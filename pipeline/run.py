@@ -1,0 +1,170 @@
+"""Build the Beam pipeline for a run, run it, then check and write the funnel (stats.json)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+import time
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from pipeline import fileio
+from pipeline.config import Config
+from pipeline.funnel import AccountingError, check_funnel, funnel_from_counters
+from pipeline.inputs import expand_inputs, preflight
+from pipeline.metrics import counters_of
+from pipeline.pages import FetchPages
+from pipeline.schema import REJECT_SCHEMA, reject_row
+from pipeline.sources import PAGES, REJECTED, ReadSource
+from pipeline.stages import HASHES, AssignShards, BuildShards, ImageDedup, UrlDedup
+
+log = logging.getLogger("altcap")
+
+VERSION = "0.1.0"
+# Settings that change speed but never which samples come out: a resumed run may change them.
+SPEED_ONLY = {("download", "threads"), ("download", "per_host")}
+
+
+class OutputFolderError(ValueError):
+    """The output folder holds another run."""
+
+
+def fingerprint(items: list[tuple[str, str]], config: Config) -> str:
+    settings = {section: {k: v for k, v in values.items() if (section, k) not in SPEED_ONLY}
+                for section, values in config.to_dict().items()}
+    blob = json.dumps({"inputs": items, "config": settings}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def prepare_output(out_dir: str, items, config: Config, *, overwrite: bool) -> None:
+    """Claim the output folder for this run, or check a previous run's claim for resuming."""
+    fileio.ensure_dir(out_dir)
+    run_file = fileio.join(out_dir, "run.json")
+    claim = {"fingerprint": fingerprint(items, config), "inputs": items, "config": config.to_dict()}
+    if fileio.exists(run_file) and not overwrite:
+        previous = json.loads(fileio.read_bytes(run_file))
+        if previous.get("fingerprint") != claim["fingerprint"]:
+            changed = _changed_settings(previous.get("config", {}), claim["config"])
+            if previous.get("inputs") != [list(i) for i in items]:
+                changed.append("the input files")
+            raise OutputFolderError(
+                f"{out_dir} holds a run with other settings ({', '.join(changed) or 'unknown'}); "
+                "resume needs the same inputs and config: use another --output, or --overwrite")
+    if overwrite:
+        fileio.delete(fileio.match(fileio.join(out_dir, "shards", "*")) +
+                      fileio.match(fileio.join(out_dir, "rejects", "*.parquet")) +
+                      fileio.match(fileio.join(out_dir, "stats.json")))
+    # Stages before the shards are recomputed on every run; their rejects are written afresh.
+    fileio.delete(fileio.match(fileio.join(out_dir, "rejects", "pre", "*")))
+    fileio.delete(fileio.match(fileio.join(out_dir, "shards", "*.tmp-*")) +
+                  fileio.match(fileio.join(out_dir, "rejects", "*.tmp-*")))
+    for sub in ("shards", "rejects"):
+        fileio.ensure_dir(fileio.join(out_dir, sub))
+    fileio.write_bytes(run_file, json.dumps(claim, indent=1).encode())
+
+
+def _changed_settings(old: dict, new: dict) -> list[str]:
+    return [f"{section}.{key}" for section, values in new.items() for key, value in values.items()
+            if old.get(section, {}).get(key) != value and (section, key) not in SPEED_ONLY]
+
+
+def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,
+          out_dir: str) -> None:
+    """Add the whole run to ``pipeline``."""
+    config_dict = config.to_dict()
+    read = (pipeline
+            | "Inputs" >> beam.Create(items)
+            | "SpreadInputs" >> beam.Reshuffle()
+            | "ReadSources" >> beam.ParDo(ReadSource(config_dict)).with_outputs(
+                REJECTED, PAGES, main="records"))
+    crawled = read[PAGES] | "CrawlPages" >> FetchPages(config_dict)
+    candidates = (read["records"], crawled["records"]) | "AllCandidates" >> beam.Flatten()
+    rejects = [read[REJECTED], crawled[REJECTED]]
+
+    if config.dedup.url != "none":
+        deduped = candidates | "UrlDedup" >> UrlDedup(config.dedup.url)
+        candidates = deduped["kept"]
+        rejects.append(deduped[REJECTED])
+
+    shards = (candidates
+              | "AssignShards" >> AssignShards(config.shards.samples_per_shard)
+              | "BuildShards" >> beam.ParDo(BuildShards(config_dict, out_dir)).with_outputs(
+                  HASHES, main="samples"))
+    if config.dedup.image:
+        (shards["samples"], shards[HASHES]) | "ImageDedup" >> ImageDedup(out_dir)
+
+    (rejects
+     | "EarlyRejects" >> beam.Flatten()
+     | "RejectRows" >> beam.Map(reject_row)
+     | "WriteRejects" >> beam.io.WriteToParquet(
+         fileio.join(out_dir, "rejects", "pre", "part"), REJECT_SCHEMA,
+         file_name_suffix=".parquet", codec="zstd"))
+
+
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """The user's Beam options; local runs default to one worker process per core."""
+    options = PipelineOptions(beam_args)
+    standard = options.view_as(StandardOptions)
+    direct = options.view_as(DirectOptions)
+    if standard.runner in (None, "DirectRunner", "direct"):
+        if "--direct_running_mode" not in " ".join(beam_args):
+            direct.direct_running_mode = "multi_processing"
+        if not any(a.startswith("--direct_num_workers") for a in beam_args):
+            direct.direct_num_workers = os.cpu_count() or 1
+    return options
+
+
+def parquet_rows(paths: list[str]) -> int:
+    total = 0
+    for path in paths:
+        with fileio.open_read(path) as stream:
+            total += pq.ParquetFile(stream).metadata.num_rows
+    return total
+
+
+def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str] = (),
+        input_format: str = "auto", overwrite: bool = False) -> dict:
+    """Run the pipeline end to end; returns the stats written to ``stats.json``."""
+    started = time.time()
+    items = expand_inputs(list(inputs), input_format if input_format != "auto"
+                          else config.input.format)
+    preflight(items, config)
+    prepare_output(out_dir, items, config, overwrite=overwrite)
+    log.info("%d input item(s); output in %s", len(items), out_dir)
+
+    pipeline = beam.Pipeline(options=pipeline_options(list(beam_args)))
+    build(pipeline, items, config, out_dir)
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    funnel = funnel_from_counters(counters_of(result))
+    shard_files = fileio.match(fileio.join(out_dir, "shards", "*.parquet"))
+    reject_files = (fileio.match(fileio.join(out_dir, "rejects", "*.parquet")) +
+                    fileio.match(fileio.join(out_dir, "rejects", "pre", "*.parquet")))
+    samples, rejected = parquet_rows(shard_files), parquet_rows(reject_files)
+    problems = check_funnel(funnel, samples_written=samples, rejects_written=rejected)
+    stats = {
+        "altcap_version": VERSION,
+        "inputs": [list(i) for i in items],
+        "output": out_dir,
+        "samples": samples,
+        "shards": len(shard_files),
+        "rejects": rejected,
+        "funnel": funnel,
+        "check": {"ok": not problems, "problems": problems},
+        "timings": {
+            "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(),
+            "wall_s": round(time.time() - started, 3),
+        },
+        "config": config.to_dict(),
+    }
+    fileio.write_bytes(fileio.join(out_dir, "stats.json"),
+                       json.dumps(stats, indent=1, ensure_ascii=False).encode())
+    if problems:
+        raise AccountingError("records do not add up: " + "; ".join(problems))
+    return stats

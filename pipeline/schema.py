@@ -1,0 +1,72 @@
+"""Column layout of the output metadata (shard parquet, per-sample json) and of rejects.
+
+img2dataset's column names are kept where the meaning is the same (key, url, caption, width,
+height, original_width, original_height, sha256, status, error_message) so tools made for
+img2dataset output read ours.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SAMPLE_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("url", pa.string()),
+    ("caption", pa.string()),
+    ("page_url", pa.string()),
+    ("alt_raw", pa.string()),
+    ("source", pa.string()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("original_width", pa.int32()),
+    ("original_height", pa.int32()),
+    ("image_format", pa.string()),
+    ("sha256", pa.string()),
+    ("http_status", pa.int32()),
+    ("status", pa.string()),
+    ("error_message", pa.string()),
+])
+
+REJECT_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("stage", pa.string()),
+    ("reason", pa.string()),
+    ("detail", pa.string()),
+    ("url", pa.string()),
+    ("caption", pa.string()),
+    ("page_url", pa.string()),
+    ("alt_raw", pa.string()),
+    ("source", pa.string()),
+    ("http_status", pa.int32()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("image_format", pa.string()),
+    ("sha256", pa.string()),
+    ("status", pa.string()),
+    ("error_message", pa.string()),
+])
+
+_RENAMED = {"url": "image_url"}  # output column -> record field
+
+
+def _row(record: dict, schema: pa.Schema) -> dict:
+    return {name: record.get(_RENAMED.get(name, name)) for name in schema.names}
+
+
+def sample_row(record: dict) -> dict:
+    row = _row(record, SAMPLE_SCHEMA)
+    row["status"] = "success"
+    row["error_message"] = None
+    return row
+
+
+def reject_row(record: dict) -> dict:
+    row = _row(record, REJECT_SCHEMA)
+    row["status"] = "rejected"
+    detail = record.get("detail") or ""
+    row["error_message"] = f"{record['reason']}: {detail}" if detail else record["reason"]
+    return row
+
+
+def table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema)

@@ -1,0 +1,133 @@
+"""Source stage: every input item becomes candidate records (and source rejects).
+
+``iter_source`` dispatches on the input kind to the Beam-free readers in ``crawl``; ``ReadSource``
+is the Beam step around it. A file that breaks half-way (a truncated gzip, say) ends with one
+reject for the rest of the file instead of failing the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import apache_beam as beam
+
+from crawl import img2dataset_folder, lists, warc
+from filters.record import SOURCE, is_rejected, make_key, new_record, reject
+from pipeline import fileio
+from pipeline.config import Config, config_from_dict
+from pipeline.funnel import counter_name
+from pipeline.metrics import count
+
+log = logging.getLogger("altcap")
+
+REJECTED = "rejected"
+PAGES = "pages"
+
+
+def _list_options(config: Config) -> dict:
+    cfg = config.input
+    return {"url_column": cfg.url_column, "caption_column": cfg.caption_column}
+
+
+def _files_layout_records(folder: str) -> Iterator[dict]:
+    """img2dataset's ``files`` layout: KEY.jpg beside KEY.txt and KEY.json in a sub-folder."""
+    samples: dict[str, dict] = {}
+    for path in fileio.match(fileio.join(folder, "*")):
+        name = path.rsplit("/", 1)[-1]
+        sample_key, _, ext = name.partition(".")
+        samples.setdefault(sample_key, {})[ext.lower()] = path
+    for sample_key in sorted(samples):
+        parts = samples[sample_key]
+        image = next((parts[e] for e in img2dataset_folder.IMAGE_EXTENSIONS if e in parts), None)
+        meta = fileio.read_bytes(parts["json"]) if "json" in parts else None
+        caption = fileio.read_bytes(parts["txt"]) if "txt" in parts else None
+        ref = {"path": image, "offset": 0, "size": -1} if image else None
+        yield img2dataset_folder.sample_record(sample_key=sample_key, meta=meta, caption=caption,
+                                               image_ref=ref, source=folder)
+
+
+def iter_source(kind: str, path: str, config: Config) -> Iterator[dict]:
+    """Candidate records (passed or rejected) of one input item."""
+    if kind in ("warc", "wat"):
+        with fileio.open_read(path) as stream:
+            if kind == "warc":
+                yield from warc.read_warc(stream, source=path,
+                                          lazy_attributes=tuple(config.extract.lazy_attributes),
+                                          max_page_bytes=config.extract.max_page_bytes)
+            else:
+                yield from warc.read_wat(stream, source=path)
+    elif kind in ("tsv", "csv"):
+        with fileio.open_read(path, decompress=True) as stream:
+            yield from lists.read_delimited(
+                stream, delimiter="\t" if kind == "tsv" else ",", source=path,
+                header=config.input.header,
+                headerless_columns=tuple(config.input.headerless_columns), **_list_options(config))
+    elif kind == "jsonl":
+        with fileio.open_read(path, decompress=True) as stream:
+            yield from lists.read_jsonl(stream, source=path, **_list_options(config))
+    elif kind == "parquet":
+        with fileio.open_read(path) as stream:
+            yield from lists.read_parquet(stream, source=path, **_list_options(config))
+    elif kind == "img2dataset_tar":
+        with fileio.open_read(path) as stream:
+            yield from img2dataset_folder.read_webdataset_tar(stream, tar_path=path)
+    elif kind == "img2dataset_files":
+        yield from _files_layout_records(path)
+    else:
+        raise ValueError(f"unknown input kind {kind!r}")
+
+
+def read_page_list(path: str) -> Iterator[str]:
+    """Page URLs of a ``pages`` input: one per line, blank lines and #comments skipped."""
+    with fileio.open_read(path, decompress=True) as stream:
+        for line in stream:
+            url = line.decode("utf-8", "replace").strip()
+            if url and not url.startswith("#"):
+                yield url
+
+
+def _broken_file(kind: str, path: str, produced: int, err: Exception) -> dict:
+    where = f"{path}@after-{produced}"
+    record = new_record("", "", source=where, key=make_key(where, kind))
+    return reject(record, SOURCE, "unreadable_file", f"{type(err).__name__}: {err}"[:500])
+
+
+def count_source(record: dict) -> None:
+    count(counter_name(SOURCE, "in"))
+    if is_rejected(record):
+        count(counter_name(SOURCE, "rejected", record["reason"]))
+    else:
+        count(counter_name(SOURCE, "passed"))
+
+
+class ReadSource(beam.DoFn):
+    """(kind, path) -> candidate records; rejects go to the ``rejected`` output."""
+
+    def __init__(self, config: dict):
+        self._config_dict = config
+        self.config: Config | None = None
+
+    def setup(self):
+        self.config = config_from_dict(self._config_dict)
+
+    def process(self, item):
+        kind, path = item
+        if kind == PAGES:
+            for url in read_page_list(path):
+                yield beam.pvalue.TaggedOutput(PAGES, (url, path))
+            return
+        produced = 0
+        try:
+            for record in iter_source(kind, path, self.config):
+                produced += 1
+                count_source(record)
+                if is_rejected(record):
+                    yield beam.pvalue.TaggedOutput(REJECTED, record)
+                else:
+                    yield record
+        except Exception as err:  # a broken file costs its remaining records, not the job
+            log.warning("input %s broke after %d records: %s", path, produced, err)
+            record = _broken_file(kind, path, produced, err)
+            count_source(record)
+            yield beam.pvalue.TaggedOutput(REJECTED, record)

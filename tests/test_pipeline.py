@@ -1,0 +1,267 @@
+"""The spine end to end: real Beam pipelines on the DirectRunner, images from 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+from crawl.serve import Directory, LocalServer, Route
+from pipeline.demo import warc_response
+from pipeline_helpers import (PERMISSIVE, jpeg, reasons, reject_rows, run_local, shard_rows,
+                                    stats_of, tar_samples)
+
+BOOK_TITLES = [
+    "A Light in the Attic", "Tipping the Velvet", "Soumission", "Sharp Objects",
+    "Sapiens: A Brief History of Humankind", "The Requiem Red",
+    "The Dirty Little Secrets of Getting Your Dream Job",
+    "The Coming Woman: A Novel Based on the Life of the Infamous Feminist, Victoria Woodhull",
+    "The Boys in the Boat: Nine Americans and Their Epic Quest for Gold at the 1936 Berlin Olympics",
+    "The Black Maria", "Starving Hearts (Triangular Trade Trilogy, #1)",
+    "Shakespeare's Sonnets", "Set Me Free", "Scott Pilgrim's Precious Little Life (Scott Pilgrim #1)",
+    "Rip it Up and Start Again", "Our Band Could Be Your Life: Scenes from the American Indie "
+    "Underground, 1981-1991", "Olio", "Mesaerion: The Best Science Fiction Stories 1800-1849",
+    "Libertarianism for Beginners", "It's Only the Himalayas",
+]
+
+
+def warc_images(path) -> dict[str, bytes]:
+    """URL path -> body of every JPEG response stored in a WARC (stored de-chunked, although
+    the recorded headers still say chunked)."""
+    images = {}
+    with open(path, "rb") as stream:
+        for record in ArchiveIterator(stream, record_types=WarcRecordType.response):
+            if (record.http_content_type or "").startswith("image/"):
+                url = record.headers.get("WARC-Target-URI")
+                body = record.reader.read()
+                assert body[:2] == b"\xff\xd8"
+                images["/" + url.split("/", 3)[3]] = body
+    return images
+
+
+def test_books_toscrape_warc_end_to_end(realdata, tmp_path):
+    warc = realdata("warc", "node-warc", "books.toscrape.warc")
+    routes = {path: Route(body, content_type="image/jpeg") for path, body in warc_images(warc).items()}
+    assert len(routes) == 20
+    with LocalServer(routes) as server:
+        stats = run_local([warc], tmp_path / "out", *PERMISSIVE,
+                          f'download.connect_to=["books.toscrape.com:80:127.0.0.1:{server.port}"]')
+        assert sum(server.requests.values()) == 20
+    rows = shard_rows(tmp_path / "out")
+    assert sorted(r["caption"] for r in rows) == sorted(BOOK_TITLES)
+    assert all(r["url"].startswith("http://books.toscrape.com/media/cache/") for r in rows)
+    assert all(r["page_url"] == "http://books.toscrape.com/" for r in rows)
+    samples = tar_samples(tmp_path / "out")
+    assert len(samples) == 20
+    for row in rows:
+        sample = samples[row["key"]]
+        assert sample["txt"].decode() == row["caption"]
+        assert json.loads(sample["json"])["url"] == row["url"]
+        assert sample["jpg"][:2] == b"\xff\xd8"
+    assert stats["samples"] == 20 and stats["check"]["ok"]
+
+
+def img2dataset_fixture(folder, count=5, disallowed=3):
+    """img2dataset's own test list: 'caption i' (the first one empty) under /allowed/ and
+    /disallowed/, the latter served with X-Robots-Tag: noai, noimageai, noindex, ..."""
+    names = sorted(p.name for p in folder.iterdir())
+    rows = []
+    for prefix, n in (("allowed", count), ("disallowed", disallowed)):
+        for i in range(n):
+            rows.append({"caption": f"caption {i}" if i else "",
+                         "url": f"/{prefix}/{names[i % len(names)]}"})
+    return rows
+
+
+def test_img2dataset_fixture_semantics(realdata, tmp_path):
+    folder = realdata("img2dataset_tests", "tests", "resize_test_image")
+    robots = "noai, noimageai, noindex, noimageindex, nofollow"
+    routes = {"/allowed": Directory(str(folder)),
+              "/disallowed": Directory(str(folder), headers={"X-Robots-Tag": robots})}
+    rows = img2dataset_fixture(folder)
+    with LocalServer(routes) as server:
+        listing = tmp_path / "list.parquet"
+        pq.write_table(pa.Table.from_pylist(
+            [{"caption": r["caption"], "url": server.url(r["url"])} for r in rows]), listing)
+        stats = run_local([listing], tmp_path / "out", *PERMISSIVE, "dedup.url=none",
+                          "dedup.image=false")
+    samples = shard_rows(tmp_path / "out")
+    assert sorted(s["caption"] for s in samples) == sorted(
+        r["caption"] for r in rows if r["url"].startswith("/allowed"))
+    assert "" in {s["caption"] for s in samples}
+    refused = [r for r in reject_rows(tmp_path / "out") if r["stage"] == "download"]
+    assert len(refused) == 3 and {r["reason"] for r in refused} == {"x_robots_tag"}
+    assert {r["caption"] for r in refused} == {"", "caption 1", "caption 2"}
+    assert all("/disallowed/" in r["url"] for r in refused)
+    assert reasons(stats, "download") == {"x_robots_tag": 3}
+    for key, sample in tar_samples(tmp_path / "out").items():
+        meta = json.loads(sample["json"])
+        assert sample["txt"].decode() == meta["caption"]
+
+
+def test_list_sources_tsv_csv_jsonl_parquet(tmp_path):
+    routes = {f"/{i}.jpg": Route(jpeg(500 + i, 450), content_type="image/jpeg") for i in range(4)}
+    with LocalServer(routes) as server:
+        url = server.url
+        (tmp_path / "cc3m.tsv").write_text(f"a red square\t{url('/0.jpg')}\n")
+        (tmp_path / "list.csv").write_text(f"url,caption\n{url('/1.jpg')},\"red, square\"\n")
+        (tmp_path / "list.jsonl").write_text(json.dumps({"url": url("/2.jpg"), "caption": "j"}) + "\n")
+        pq.write_table(pa.table({"URL": [url("/3.jpg")], "TEXT": ["laion"]}), tmp_path / "l.parquet")
+        inputs = [tmp_path / n for n in ("cc3m.tsv", "list.csv", "list.jsonl", "l.parquet")]
+        stats = run_local(inputs, tmp_path / "out", "dedup.image=false")
+    captions = {r["caption"]: r for r in shard_rows(tmp_path / "out")}
+    assert set(captions) == {"a red square", "red, square", "j", "laion"}
+    assert captions["red, square"]["width"] == 256 and captions["red, square"]["original_width"] == 501
+    assert stats["funnel"][0] == {"stage": "source", "in": 4, "passed": 4, "rejected": 0,
+                                  "reasons": {}}
+
+
+def test_image_rules_defaults_and_accounting(tmp_path):
+    routes = {
+        "/big.jpg": Route(jpeg(640, 480), content_type="image/jpeg"),
+        "/small.jpg": Route(jpeg(400, 400), content_type="image/jpeg"),
+        "/wide.jpg": Route(jpeg(1300, 500), content_type="image/jpeg"),
+        "/copy.jpg": Route(jpeg(640, 480), content_type="image/jpeg"),
+        "/broken.jpg": Route(jpeg(640, 480)[:200], content_type="image/jpeg"),
+        "/noai.jpg": Route(jpeg(640, 480, (1, 2, 3)), headers={"X-Robots-Tag": "noimageai"}),
+    }
+    with LocalServer(routes) as server:
+        lines = [f"{name} photo\t{server.url('/' + name + '.jpg')}"
+                 for name in ("big", "small", "wide", "copy", "broken", "noai", "missing")]
+        lines.append(f"big photo again\t{server.url('/big.jpg')}")  # same URL: url dedup
+        (tmp_path / "list.tsv").write_text("\n".join(lines) + "\n")
+        stats = run_local([tmp_path / "list.tsv"], tmp_path / "out")
+    assert stats["check"]["ok"]
+    assert reasons(stats, "url_dedup") == {"duplicate_url": 1}
+    assert reasons(stats, "download") == {"http_404": 1, "x_robots_tag": 1}
+    assert set(reasons(stats, "image")) == {"too_small", "aspect_ratio", "decode_error"} or \
+        set(reasons(stats, "image")) == {"too_small", "aspect_ratio", "unreadable"}
+    assert reasons(stats, "image_dedup") == {"duplicate_image": 1}
+    samples = shard_rows(tmp_path / "out")
+    assert len(samples) == 1 and stats["samples"] == 1
+    rejects = reject_rows(tmp_path / "out")
+    assert len(rejects) == 7 == stats["rejects"]
+    assert all(r["stage"] and r["reason"] for r in rejects)
+    dup = next(r for r in rejects if r["reason"] == "duplicate_image")
+    assert dup["detail"] == f"same image as {samples[0]['key']}"
+    assert set(tar_samples(tmp_path / "out")) == {samples[0]["key"]}
+
+
+def test_private_addresses_are_refused_unless_allowed(tmp_path):
+    with LocalServer({"/a.jpg": Route(jpeg(500, 500))}) as server:
+        (tmp_path / "l.tsv").write_text(f"a\t{server.url('/a.jpg')}\n")
+        stats = run_local([tmp_path / "l.tsv"], tmp_path / "out",
+                          "download.allow_private_addresses=false")
+        assert sum(server.requests.values()) == 0
+    assert reasons(stats, "download") == {"private_address": 1}
+
+
+def test_warc_and_wat_sources_and_rejected_text_is_not_fetched(tmp_path):
+    with LocalServer({f"/p{i}.jpg": Route(jpeg(480 + i, 420)) for i in range(3)}) as server:
+        page = (f'<html><body><img src="/p0.jpg" alt="first &amp; best">'
+                f'<img src="p1.jpg" alt="">'
+                f'<img src="//127.0.0.1:{server.port}/p2.jpg" alt="  third\n photo ">'
+                f'<img src="data:image/png;base64,AAAA" alt="inline"></body></html>').encode()
+        warc = tmp_path / "crawl.warc.gz"
+        warc.write_bytes(warc_response(f"http://127.0.0.1:{server.port}/gallery/", page))
+        stats = run_local([warc], tmp_path / "out")
+        assert server.requests["/p1.jpg"] == 0  # an empty alt-text costs no fetch
+    captions = sorted(r["caption"] for r in shard_rows(tmp_path / "out"))
+    assert captions == ["first & best", "third photo"]
+    assert reasons(stats, "source") == {"data_uri": 1, "empty_alt": 1}
+
+
+def test_img2dataset_output_folder_is_reused_without_download(realdata, tmp_path):
+    from img2dataset import download
+
+    folder = realdata("img2dataset_tests", "tests", "resize_test_image")
+    with LocalServer({"/allowed": Directory(str(folder))}) as server:
+        rows = img2dataset_fixture(folder, count=7, disallowed=0)
+        listing = tmp_path / "list.parquet"
+        pq.write_table(pa.Table.from_pylist(
+            [{"caption": r["caption"], "url": server.url(r["url"])} for r in rows]), listing)
+        download(url_list=str(listing), input_format="parquet", url_col="url",
+                 caption_col="caption", output_folder=str(tmp_path / "i2d"),
+                 output_format="webdataset", image_size=256, resize_mode="border",
+                 processes_count=1, thread_count=4, number_sample_per_shard=4)
+        served = sum(server.requests.values())
+        stats = run_local([tmp_path / "i2d"], tmp_path / "out", *PERMISSIVE, "dedup.url=none",
+                          "dedup.image=false", "resize.resize_mode=no")
+        assert sum(server.requests.values()) == served  # nothing fetched again
+    samples = shard_rows(tmp_path / "out")
+    assert sorted(s["caption"] for s in samples) == sorted(r["caption"] for r in rows)
+    assert all(s["width"] == 256 and s["height"] == 256 for s in samples)
+    assert stats["funnel"][0]["in"] == 7
+
+
+def test_live_page_crawl_respects_robots_txt(tmp_path):
+    page = b'<html><body><img src="/img/a.jpg" alt="a photo"></body></html>'
+    routes = {"/robots.txt": Route(b"User-agent: *\nDisallow: /private/\n", content_type="text/plain"),
+              "/gallery.html": Route(page, content_type="text/html; charset=utf-8"),
+              "/private/secret.html": Route(page, content_type="text/html"),
+              "/img/a.jpg": Route(jpeg(600, 500), content_type="image/jpeg")}
+    with LocalServer(routes) as server:
+        (tmp_path / "pages.txt").write_text(
+            f"{server.url('/gallery.html')}\n{server.url('/private/secret.html')}\n"
+            f"{server.url('/gone.html')}\n")
+        stats = run_local([tmp_path / "pages.txt"], tmp_path / "out")
+        assert server.requests["/private/secret.html"] == 0
+    assert [r["caption"] for r in shard_rows(tmp_path / "out")] == ["a photo"]
+    assert reasons(stats, "source") == {"robots_txt": 1, "page_http_404": 1}
+
+
+def test_same_keys_and_shards_whatever_the_parallelism(tmp_path):
+    routes = {f"/{i}.jpg": Route(jpeg(420 + i, 430, (i, 2 * i, 3 * i))) for i in range(30)}
+    with LocalServer(routes) as server:
+        (tmp_path / "l.tsv").write_text("".join(f"photo {i}\t{server.url(f'/{i}.jpg')}\n"
+                                                for i in range(30)))
+        args = ("shards.samples_per_shard=7",)
+        run_local([tmp_path / "l.tsv"], tmp_path / "a", *args)
+        run_local([tmp_path / "l.tsv"], tmp_path / "b", *args,
+                  beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    names = sorted(p.name for p in (tmp_path / "a" / "shards").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "b" / "shards").iterdir())
+    assert len([n for n in names if n.endswith(".tar")]) == 5
+    for name in names:
+        if name.endswith(".tar"):
+            assert (tmp_path / "a/shards" / name).read_bytes() == (tmp_path / "b/shards" / name).read_bytes()
+    assert {r["key"] for r in shard_rows(tmp_path / "a")} == {r["key"] for r in shard_rows(tmp_path / "b")}
+
+
+def test_resume_after_a_crash_redoes_only_missing_shards(tmp_path):
+    routes = {f"/{i}.jpg": Route(jpeg(420 + i, 430, (i, 0, 0))) for i in range(20)}
+    with LocalServer(routes) as server:
+        (tmp_path / "l.tsv").write_text("".join(f"photo {i}\t{server.url(f'/{i}.jpg')}\n"
+                                                for i in range(20)))
+        out = tmp_path / "out"
+        first = run_local([tmp_path / "l.tsv"], out, "shards.samples_per_shard=5")
+        assert sum(server.requests.values()) == 20
+        complete = {p.name: p.read_bytes() for p in (out / "shards").iterdir()
+                    if p.suffix in (".tar", ".parquet")}
+        # A crash while shard 00002 was written: no marker, a half tar under a temporary name.
+        lost = {r["key"] for r in pq.read_table(out / "shards" / "00002.parquet").to_pylist()}
+        (out / "shards" / "00002_stats.json").unlink()
+        (out / "shards" / "00002.parquet").unlink()
+        shutil.move(out / "shards" / "00002.tar", out / "shards" / "00002.tar.tmp-abc")
+        (out / "stats.json").unlink()
+        server.requests.clear()
+        second = run_local([tmp_path / "l.tsv"], out, "shards.samples_per_shard=5")
+        assert sum(server.requests.values()) == len(lost)  # only the lost shard was fetched
+    assert {p.name: p.read_bytes() for p in (out / "shards").iterdir()
+            if p.suffix in (".tar", ".parquet")} == complete
+    assert second["samples"] == first["samples"] == 20
+    assert len({r["key"] for r in shard_rows(out)}) == 20
+
+
+def test_resume_refuses_another_config(tmp_path):
+    from pipeline.run import OutputFolderError
+
+    (tmp_path / "l.tsv").write_text("a\thttp://127.0.0.1:9/a.jpg\n")
+    run_local([tmp_path / "l.tsv"], tmp_path / "out")
+    with pytest.raises(OutputFolderError, match="resize.image_size"):
+        run_local([tmp_path / "l.tsv"], tmp_path / "out", "resize.image_size=128")
+    run_local([tmp_path / "l.tsv"], tmp_path / "out", "resize.image_size=128", overwrite=True)
