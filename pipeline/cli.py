@@ -28,6 +28,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("altcap").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:  # Beam relays every worker's start-up chatter; keep the run's own lines
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda record: "apitools not found" not in record.getMessage())
 
 
 def parser() -> argparse.ArgumentParser:

@@ -45,7 +45,8 @@ class InputConfig:
 
 @dataclass
 class ExtractConfig:
-    lazy_attributes: list = field(default_factory=lambda: ["data-src", "data-lazy-src", "data-original"])
+    lazy_attributes: list = field(default_factory=lambda: [
+        "data-srcset", "data-src", "data-lazy-srcset", "data-lazy-src", "data-original"])
     max_page_bytes: int = 8 * 1024 * 1024
 
 

@@ -11,7 +11,8 @@ import time
 
 import apache_beam as beam
 import pyarrow.parquet as pq
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, StandardOptions,
+                                                  WorkerOptions)
 
 from pipeline import fileio
 from pipeline.config import Config
@@ -111,11 +112,17 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     options = PipelineOptions(beam_args)
     standard = options.view_as(StandardOptions)
     direct = options.view_as(DirectOptions)
+    given = " ".join(beam_args)
     if standard.runner in (None, "DirectRunner", "direct"):
-        if "--direct_running_mode" not in " ".join(beam_args):
+        if "--direct_running_mode" not in given:
             direct.direct_running_mode = "multi_processing"
-        if not any(a.startswith("--direct_num_workers") for a in beam_args):
+        if "--direct_num_workers" not in given:
             direct.direct_num_workers = os.cpu_count() or 1
+    worker_logs = options.view_as(WorkerOptions)
+    if "--default_sdk_harness_log_level" not in given:
+        worker_logs.default_sdk_harness_log_level = "WARNING"
+    if "--sdk_harness_log_level_overrides" not in given:
+        worker_logs.sdk_harness_log_level_overrides = {"altcap": "INFO"}
     return options
 
 
