@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
+	# webdataset 1.x beside img2dataset's pinned 0.2, so tests read our shards with both
+	$(BIN)/pip install --quiet --no-deps --target $(VENV)/webdataset-1 "webdataset==1.0.2"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -265,3 +265,65 @@ def test_resume_refuses_another_config(tmp_path):
     with pytest.raises(OutputFolderError, match="resize.image_size"):
         run_local([tmp_path / "l.tsv"], tmp_path / "out", "resize.image_size=128")
     run_local([tmp_path / "l.tsv"], tmp_path / "out", "resize.image_size=128", overwrite=True)
+
+
+BOMBS = {"sharp/65536-uint32-limit.png", "sharp/giant-image.jpg", "pillow/decompression_bomb.gif",
+         "pillow/png_decompression_dos.png"}
+
+
+def test_every_real_image_file_passes_or_is_rejected_with_a_reason(realdata, tmp_path):
+    folder = realdata("images")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() not in
+                   (".txt", ".tsv", ".md", ".ijg") and p.name != "LICENSE")
+    relative = [str(p.relative_to(folder)) for p in files]
+    assert BOMBS <= set(relative)
+    with LocalServer({"/img": Directory(str(folder))}) as server:
+        lines = [f"file {name}\t{server.url('/img/' + name)}" for name in relative]
+        (tmp_path / "l.tsv").write_text("\n".join(lines) + "\n")
+        stats = run_local([tmp_path / "l.tsv"], tmp_path / "out", *PERMISSIVE, "dedup.url=none",
+                          "dedup.image=false")
+    passed = {r["caption"][5:] for r in shard_rows(tmp_path / "out")}
+    rejected = {r["caption"][5:]: r for r in reject_rows(tmp_path / "out")}
+    assert passed | set(rejected) == set(relative) and not passed & set(rejected)
+    assert all(r["stage"] == "image" and r["reason"] for r in rejected.values())
+    for bomb in BOMBS:  # refused from the header, before any decode
+        assert rejected[bomb]["reason"] in ("too_many_pixels", "decompression_bomb"), bomb
+    assert {"pillow/truncated_jpeg.jpg", "sharp/truncated.jpg", "pillow/broken.png"} <= set(rejected)
+    assert {"sharp/Landscape_6.jpg", "pillow/pil_sample_cmyk.jpg", "skimage_wheel/astronaut.png"} <= passed
+    assert stats["check"]["ok"] and stats["samples"] == len(passed)
+
+
+def wat_metadata_record(page_url: str, links: list[dict]) -> bytes:
+    """A WARC metadata record as Common Crawl's WAT files hold them (JSON envelope)."""
+    envelope = {"Container": {"Filename": "test.warc.gz", "Compressed": True, "Offset": "0"},
+                "Envelope": {
+                    "Format": "WARC", "WARC-Header-Length": "0",
+                    "WARC-Header-Metadata": {"WARC-Type": "response", "WARC-Target-URI": page_url},
+                    "Payload-Metadata": {
+                        "Actual-Content-Type": "application/http; msgtype=response",
+                        "HTTP-Response-Metadata": {
+                            "Response-Message": {"Status": "200", "Version": "HTTP/1.1"},
+                            "HTML-Metadata": {"Head": {"Title": "t"}, "Links": links}}}}}
+    body = json.dumps(envelope).encode()
+    head = (f"WARC/1.0\r\nWARC-Type: metadata\r\nWARC-Target-URI: {page_url}\r\n"
+            f"WARC-Date: 2024-05-31T01:17:49Z\r\nWARC-Record-ID: <urn:uuid:3d3f4785-c69a-4f8c-"
+            f"968c-d23302c55ef4>\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    return head + body + b"\r\n\r\n"
+
+
+def test_wat_source_through_the_pipeline(tmp_path):
+    links = [{"path": "IMG@/src", "url": "fox.jpg", "alt": "a red fox"},
+             {"path": "IMG@/src", "url": "/owl.jpg", "alt": "an owl at night"},
+             {"path": "IMG@/src", "url": "spacer.gif"},
+             {"path": "A@/href", "url": "/about.html", "text": "about"}]
+    wat = tmp_path / "crawl.warc.wat"
+    wat.write_bytes(wat_metadata_record("http://wat.altcap.test/gallery/page.html", links))
+    routes = {"/gallery/fox.jpg": Route(jpeg(640, 480)), "/owl.jpg": Route(jpeg(500, 600, (9, 9, 9)))}
+    with LocalServer(routes) as server:
+        stats = run_local([wat], tmp_path / "out",
+                          f'download.connect_to=["wat.altcap.test:80:127.0.0.1:{server.port}"]')
+    rows = {r["caption"]: r for r in shard_rows(tmp_path / "out")}
+    assert set(rows) == {"a red fox", "an owl at night"}
+    assert rows["a red fox"]["url"] == "http://wat.altcap.test/gallery/fox.jpg"
+    assert reasons(stats, "source") == {"no_alt": 1}
