@@ -19,10 +19,18 @@ import hashlib
 import io
 from dataclasses import dataclass
 
-from PIL import ExifTags, Image, ImageFile
 from PIL import (  # noqa: F401  importing a plugin registers its opener in Image.OPEN
-    AvifImagePlugin, BmpImagePlugin, GifImagePlugin, IcoImagePlugin, JpegImagePlugin, PngImagePlugin,
-    TiffImagePlugin, WebPImagePlugin,
+    AvifImagePlugin,
+    BmpImagePlugin,
+    ExifTags,
+    GifImagePlugin,
+    IcoImagePlugin,
+    Image,
+    ImageFile,
+    JpegImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    WebPImagePlugin,
 )
 
 from filters.record import Dropped

@@ -11,8 +11,12 @@ import time
 
 import apache_beam as beam
 import pyarrow.parquet as pq
-from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, StandardOptions,
-                                                  WorkerOptions)
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    PipelineOptions,
+    StandardOptions,
+    WorkerOptions,
+)
 
 from pipeline import fileio
 from pipeline.config import Config

@@ -10,6 +10,7 @@ import yaml
 
 from crawl.serve import LocalServer, Route
 from pipeline.config import Config, load_config
+
 from pipeline_helpers import jpeg
 
 ALTCAP = str(Path(sys.executable).parent / "altcap")

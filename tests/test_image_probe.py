@@ -8,11 +8,12 @@ import io
 import warnings
 
 import pytest
-from conftest import REALDATA
 from PIL import Image, ImageFile
 
 from filters.image_probe import TIFF_PAGE_LIMIT, probe_image
 from filters.record import Dropped
+
+from conftest import REALDATA
 
 PROPERTIES = REALDATA / "images" / "IMAGE_PROPERTIES.tsv"
 ROWS = list(csv.DictReader(PROPERTIES.open(encoding="utf-8"), delimiter="\t")) if PROPERTIES.exists() else []

@@ -11,7 +11,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import REALDATA
 from PIL import Image, ImageFile, ImageOps
 
 from filters.image_probe import probe_image
@@ -19,6 +18,8 @@ from filters.image_rules import check_image_rules
 from filters.image_transform import UPRIGHT, EncodedImage, plan_resize, transform_image
 from filters.record import Dropped
 from pipeline.config import ImageConfig, ResizeConfig
+
+from conftest import REALDATA
 
 PROPERTIES = REALDATA / "images" / "IMAGE_PROPERTIES.tsv"
 ROWS = list(csv.DictReader(PROPERTIES.open(encoding="utf-8"), delimiter="\t")) if PROPERTIES.exists() else []

@@ -12,21 +12,17 @@ from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from crawl.serve import Directory, LocalServer, Route
 from pipeline.demo import warc_response
-from pipeline_helpers import (PERMISSIVE, jpeg, reasons, reject_rows, run_local, shard_rows,
-                                    stats_of, tar_samples)
 
-BOOK_TITLES = [
-    "A Light in the Attic", "Tipping the Velvet", "Soumission", "Sharp Objects",
-    "Sapiens: A Brief History of Humankind", "The Requiem Red",
-    "The Dirty Little Secrets of Getting Your Dream Job",
-    "The Coming Woman: A Novel Based on the Life of the Infamous Feminist, Victoria Woodhull",
-    "The Boys in the Boat: Nine Americans and Their Epic Quest for Gold at the 1936 Berlin Olympics",
-    "The Black Maria", "Starving Hearts (Triangular Trade Trilogy, #1)",
-    "Shakespeare's Sonnets", "Set Me Free", "Scott Pilgrim's Precious Little Life (Scott Pilgrim #1)",
-    "Rip it Up and Start Again", "Our Band Could Be Your Life: Scenes from the American Indie "
-    "Underground, 1981-1991", "Olio", "Mesaerion: The Best Science Fiction Stories 1800-1849",
-    "Libertarianism for Beginners", "It's Only the Himalayas",
-]
+from pipeline_helpers import (
+    PERMISSIVE,
+    jpeg,
+    reasons,
+    reject_rows,
+    run_local,
+    shard_rows,
+    tar_samples,
+)
+from test_warc import BOOK_TITLES
 
 
 def warc_images(path) -> dict[str, bytes]:

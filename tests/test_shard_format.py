@@ -14,6 +14,7 @@ import webdataset as wds
 from PIL import Image
 
 from crawl.serve import LocalServer, Route
+
 from pipeline_helpers import jpeg, run_local, shard_rows
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,6 +14,7 @@ from warcio.archiveiterator import ArchiveIterator as WarcioIterator
 
 from crawl.warc import HTML_TYPES, decode_http_body, read_warc, read_wat
 from filters.record import Dropped, make_key
+
 from test_html_images import count_img_tags
 
 DATA = Path(__file__).parent / "data" / "warc"
