@@ -72,6 +72,7 @@ def print_summary(stats: dict) -> None:
     out = stats["output"]
     print(f"\n{stats['samples']} samples in {stats['shards']} shard(s): {out}/shards/")
     print(f"{stats['rejects']} rejects with stage and reason: {out}/rejects/")
+    print(f"report for a person: {out}/report.html")
     print(f"funnel and check: {out}/stats.json ({'ok' if stats['check']['ok'] else 'FAILED'}, "
           f"{stats['timings']['wall_s']:.1f} s)")
 

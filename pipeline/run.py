@@ -10,6 +10,7 @@ import os
 import time
 
 import apache_beam as beam
+from apache_beam.runners.runner import PipelineState
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import (
     DirectOptions,
@@ -24,6 +25,7 @@ from pipeline.funnel import AccountingError, check_funnel, funnel_from_counters
 from pipeline.inputs import expand_inputs, preflight
 from pipeline.metrics import counters_of
 from pipeline.pages import FetchPages
+from pipeline.report import write_report
 from pipeline.schema import REJECT_SCHEMA, reject_row
 from pipeline.sources import PAGES, REJECTED, ReadSource
 from pipeline.stages import HASHES, AssignShards, BuildShards, ImageDedup, UrlDedup
@@ -151,7 +153,9 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
     pipeline = beam.Pipeline(options=pipeline_options(list(beam_args)))
     build(pipeline, items, config, out_dir)
     result = pipeline.run()
-    result.wait_until_finish()
+    state = result.wait_until_finish()
+    if state not in (None, PipelineState.DONE):
+        raise RuntimeError(f"the pipeline ended in state {state}")
 
     funnel = funnel_from_counters(counters_of(result))
     shard_files = fileio.match(fileio.join(out_dir, "shards", "*.parquet"))
@@ -176,6 +180,7 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
     }
     fileio.write_bytes(fileio.join(out_dir, "stats.json"),
                        json.dumps(stats, indent=1, ensure_ascii=False).encode())
+    write_report(out_dir, stats, shard_parquets=shard_files, reject_files=reject_files)
     if problems:
         raise AccountingError("records do not add up: " + "; ".join(problems))
     return stats

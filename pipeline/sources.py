@@ -8,6 +8,7 @@ reject for the rest of the file instead of failing the job.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Iterator
 
 import apache_beam as beam
@@ -23,6 +24,7 @@ log = logging.getLogger("altcap")
 
 REJECTED = "rejected"
 PAGES = "pages"
+PROGRESS_EVERY_S = 10.0
 
 
 def _list_options(config: Config) -> dict:
@@ -118,10 +120,14 @@ class ReadSource(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(PAGES, (url, path))
             return
         produced = 0
+        next_report = time.monotonic() + PROGRESS_EVERY_S
         try:
             for record in iter_source(kind, path, self.config):
                 produced += 1
                 count_source(record)
+                if produced % 1000 == 0 and time.monotonic() > next_report:
+                    next_report = time.monotonic() + PROGRESS_EVERY_S
+                    log.info("reading %s: %d candidates so far", path, produced)
                 if is_rejected(record):
                     yield beam.pvalue.TaggedOutput(REJECTED, record)
                 else:

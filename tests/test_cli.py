@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +71,38 @@ def test_run_prints_the_funnel_and_resume_with_other_settings_is_refused(tmp_pat
     assert "1 samples in 1 shard(s)" in done.stdout
     assert "too_small 1" in done.stdout and "(ok," in done.stdout
     one_line_error(altcap(*args, "--set", "resize.image_size=64"), "resize.image_size")
+
+
+def test_a_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
+    import signal
+    import time
+
+    from pipeline_helpers import shard_rows
+
+    routes = {f"/{i}.jpg": Route(jpeg(420 + i, 430, (i, 4 * i, 0)), delay=0.1) for i in range(40)}
+    with LocalServer(routes) as server:
+        (tmp_path / "l.tsv").write_text("".join(f"photo {i}\t{server.url(f'/{i}.jpg')}\n"
+                                                for i in range(40)))
+        args = [ALTCAP, "run", "--input", str(tmp_path / "l.tsv"), "--output", str(tmp_path / "out"),
+                "--set", "download.allow_private_addresses=true", "--set", "download.threads=2",
+                "--set", "shards.samples_per_shard=5", "--direct_running_mode=in_memory"]
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list((tmp_path / "out" / "shards").glob("*_stats.json"))) < 2:
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        markers = list((tmp_path / "out" / "shards").glob("*_stats.json"))
+        assert 2 <= len(markers) < 8 and not (tmp_path / "out" / "stats.json").exists()
+        kept = sum(json.loads(m.read_text())["records"] for m in markers)
+        fetched_before = sum(server.requests.values())
+        server.requests.clear()
+        done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        refetched = sum(server.requests.values())
+    assert refetched == 40 - kept  # finished shards were not downloaded again
+    assert fetched_before + refetched >= 40
+    keys = [r["key"] for r in shard_rows(tmp_path / "out")]
+    assert len(keys) == len(set(keys)) == 40
+    assert not list((tmp_path / "out").rglob("*.tmp-*"))

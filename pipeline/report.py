@@ -1,0 +1,134 @@
+"""``report.html``: the run for a person — funnel, reasons, sizes, sample images, reject examples.
+
+One self-contained HTML file (thumbnails inlined), written after the funnel check.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import tarfile
+from collections import Counter, defaultdict
+
+import pyarrow.parquet as pq
+
+from pipeline import fileio
+
+SAMPLES_SHOWN = 24
+REJECT_EXAMPLES = 3
+SIZE_BINS = [(0, 256), (256, 401), (401, 512), (512, 1024), (1024, 2048), (2048, 10**9)]
+
+
+def _esc(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _thumbnails(shard_tars: list[str]) -> list[tuple[str, str, str]]:
+    """(data URI, caption, key) of the first samples of the first shards."""
+    found: dict[str, dict] = defaultdict(dict)
+    for path in shard_tars:
+        with fileio.open_read(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                key, _, ext = member.name.partition(".")
+                if key not in found and len(found) >= SAMPLES_SHOWN:
+                    break
+                found[key][ext] = tar.extractfile(member).read()
+        if len(found) >= SAMPLES_SHOWN:
+            break
+    shown = []
+    for key, parts in list(found.items())[:SAMPLES_SHOWN]:
+        ext = next((e for e in ("jpg", "webp", "png") if e in parts), None)
+        if ext:
+            mime = "jpeg" if ext == "jpg" else ext
+            uri = f"data:image/{mime};base64,{base64.b64encode(parts[ext]).decode()}"
+            shown.append((uri, parts.get("txt", b"").decode("utf-8", "replace"), key))
+    return shown
+
+
+def _size_histogram(shard_parquets: list[str]) -> Counter:
+    bins: Counter = Counter()
+    for path in shard_parquets:
+        with fileio.open_read(path) as stream:
+            table = pq.read_table(stream, columns=["original_width", "original_height"])
+        for width, height in zip(table.column(0).to_pylist(), table.column(1).to_pylist()):
+            side = min(width or 0, height or 0)
+            bins[next(f"{lo}-{hi - 1}" if hi < 10**9 else f">={lo}"
+                      for lo, hi in SIZE_BINS if lo <= side < hi)] += 1
+    return bins
+
+
+def _reject_examples(reject_files: list[str]) -> dict[tuple[str, str], list[dict]]:
+    examples: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for path in reject_files:
+        with fileio.open_read(path) as stream:
+            rows = pq.read_table(stream, columns=["stage", "reason", "url", "caption",
+                                                  "detail"]).to_pylist()
+        for row in rows:
+            bucket = examples[(row["stage"], row["reason"])]
+            if len(bucket) < REJECT_EXAMPLES:
+                bucket.append(row)
+    return examples
+
+
+def render(stats: dict, *, thumbnails, sizes: Counter, examples) -> str:
+    funnel = stats["funnel"]
+    widest = max((entry["in"] for entry in funnel), default=1) or 1
+    rows = []
+    for entry in funnel:
+        bar = round(300 * entry["passed"] / widest)
+        reasons = "<br>".join(f"{_esc(r)}: {n}" for r, n in entry["reasons"].items())
+        rows.append(f"<tr><td>{_esc(entry['stage'])}</td><td>{entry['in']}</td>"
+                    f"<td>{entry['passed']}<div class=bar style='width:{bar}px'></div></td>"
+                    f"<td>{entry['rejected']}</td><td class=small>{reasons}</td></tr>")
+    grid = "".join(f"<figure><img src='{uri}' alt='{_esc(caption)}'><figcaption>{_esc(caption)}"
+                   f"<br><code>{_esc(key)}</code></figcaption></figure>"
+                   for uri, caption, key in thumbnails)
+    total = sum(sizes.values()) or 1
+    size_rows = "".join(
+        f"<tr><td>{_esc(label)}</td><td>{sizes.get(label, 0)}</td><td><div class=bar "
+        f"style='width:{round(300 * sizes.get(label, 0) / total)}px'></div></td></tr>"
+        for label in [f"{lo}-{hi - 1}" if hi < 10**9 else f">={lo}" for lo, hi in SIZE_BINS])
+    example_rows = "".join(
+        f"<tr><td>{_esc(stage)}</td><td>{_esc(reason)}</td><td class=small>{_esc(row['url'])}</td>"
+        f"<td class=small>{_esc(row['caption'])}</td><td class=small>{_esc(row['detail'])}</td></tr>"
+        for (stage, reason), bucket in sorted(examples.items()) for row in bucket)
+    check = "ok" if stats["check"]["ok"] else "FAILED: " + "; ".join(stats["check"]["problems"])
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>altcap run report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 2em; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }}
+.bar {{ background: #4a7; height: 8px; margin-top: 3px; }}
+.small {{ font-size: 85%; color: #555; max-width: 28em; overflow-wrap: anywhere; }}
+figure {{ display: inline-block; width: 200px; margin: 6px; vertical-align: top; }}
+figure img {{ width: 200px; height: auto; }}
+figcaption {{ font-size: 80%; }}
+</style></head><body>
+<h1>altcap run report</h1>
+<p>{stats['samples']} samples in {stats['shards']} shard(s), {stats['rejects']} rejects;
+accounting check: <b>{_esc(check)}</b>; {stats['timings']['wall_s']:.1f} s; started
+{_esc(stats['timings']['started'])}.</p>
+<p class=small>inputs: {'<br>'.join(_esc(f'{kind}: {path}') for kind, path in stats['inputs'])}</p>
+<h2>Funnel</h2>
+<table><tr><th>stage</th><th>in</th><th>passed</th><th>rejected</th><th>reasons</th></tr>
+{''.join(rows)}</table>
+<h2>Original size of the samples (smaller side, px)</h2>
+<table><tr><th>side</th><th>samples</th><th></th></tr>{size_rows}</table>
+<h2>Samples</h2>
+<div>{grid or '<p>no samples</p>'}</div>
+<h2>Reject examples</h2>
+<table><tr><th>stage</th><th>reason</th><th>url</th><th>caption</th><th>detail</th></tr>
+{example_rows}</table>
+</body></html>
+"""
+
+
+def write_report(out_dir: str, stats: dict, *, shard_parquets: list[str],
+                 reject_files: list[str]) -> str:
+    tars = [p[: -len(".parquet")] + ".tar" for p in shard_parquets]
+    page = render(stats, thumbnails=_thumbnails(tars), sizes=_size_histogram(shard_parquets),
+                  examples=_reject_examples(reject_files))
+    path = fileio.join(out_dir, "report.html")
+    fileio.write_bytes(path, page.encode("utf-8"))
+    return path
