@@ -10,7 +10,6 @@ import os
 import time
 
 import apache_beam as beam
-from apache_beam.runners.runner import PipelineState
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import (
     DirectOptions,
@@ -18,6 +17,7 @@ from apache_beam.options.pipeline_options import (
     StandardOptions,
     WorkerOptions,
 )
+from apache_beam.runners.runner import PipelineState
 
 from pipeline import fileio
 from pipeline.config import Config
