@@ -78,6 +78,10 @@ def match(pattern: str) -> list[str]:
     return sorted(m.path for m in results)
 
 
+def size(path: str) -> int:
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+
+
 def delete(paths: list[str]) -> None:
     if paths:
         FileSystems.delete(paths)

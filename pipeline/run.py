@@ -41,10 +41,19 @@ class OutputFolderError(ValueError):
     """The output folder holds another run."""
 
 
-def fingerprint(items: list[tuple[str, str]], config: Config) -> str:
+def input_sizes(items: list[tuple[str, str]]) -> list[list]:
+    """(kind, path, size in bytes) of every input item, so an edited input is noticed."""
+    sized = []
+    for kind, path in items:
+        found = fileio.match(path)
+        sized.append([kind, path, fileio.size(found[0]) if found == [path] else None])
+    return sized
+
+
+def fingerprint(inputs: list[list], config: Config) -> str:
     settings = {section: {k: v for k, v in values.items() if (section, k) not in SPEED_ONLY}
                 for section, values in config.to_dict().items()}
-    blob = json.dumps({"inputs": items, "config": settings}, sort_keys=True)
+    blob = json.dumps({"inputs": inputs, "config": settings}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -52,12 +61,13 @@ def prepare_output(out_dir: str, items, config: Config, *, overwrite: bool) -> N
     """Claim the output folder for this run, or check a previous run's claim for resuming."""
     fileio.ensure_dir(out_dir)
     run_file = fileio.join(out_dir, "run.json")
-    claim = {"fingerprint": fingerprint(items, config), "inputs": items, "config": config.to_dict()}
+    inputs = input_sizes(items)
+    claim = {"fingerprint": fingerprint(inputs, config), "inputs": inputs, "config": config.to_dict()}
     if fileio.exists(run_file) and not overwrite:
         previous = json.loads(fileio.read_bytes(run_file))
         if previous.get("fingerprint") != claim["fingerprint"]:
             changed = _changed_settings(previous.get("config", {}), claim["config"])
-            if previous.get("inputs") != [list(i) for i in items]:
+            if previous.get("inputs") != inputs:
                 changed.append("the input files")
             raise OutputFolderError(
                 f"{out_dir} holds a run with other settings ({', '.join(changed) or 'unknown'}); "

@@ -263,6 +263,9 @@ def test_resume_refuses_another_config(tmp_path):
     with pytest.raises(OutputFolderError, match="resize.image_size"):
         run_local([tmp_path / "l.tsv"], tmp_path / "out", "resize.image_size=128")
     run_local([tmp_path / "l.tsv"], tmp_path / "out", "resize.image_size=128", overwrite=True)
+    (tmp_path / "l.tsv").write_text("a\thttp://127.0.0.1:9/a.jpg\nb\thttp://127.0.0.1:9/b.jpg\n")
+    with pytest.raises(OutputFolderError, match="the input files"):
+        run_local([tmp_path / "l.tsv"], tmp_path / "out", "resize.image_size=128")
 
 
 BOMBS = {"sharp/65536-uint32-limit.png", "sharp/giant-image.jpg", "pillow/decompression_bomb.gif",
