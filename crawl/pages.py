@@ -6,7 +6,7 @@ from crawl.fetch import Fetcher
 from crawl.html_images import extract_image_records
 from crawl.robots import RobotsPolicy
 from crawl.urls import resolve_url
-from filters.record import SOURCE, Dropped, make_key, new_record, reject
+from filters.record import SOURCE, Dropped, is_input_error, make_key, new_record, reject
 
 
 def charset_of(content_type: str | None) -> str | None:
@@ -31,6 +31,11 @@ def crawl_page(page_url: str, *, fetcher: Fetcher, robots: RobotsPolicy | None, 
     except Dropped as dropped:
         reason = dropped.reason if dropped.reason == "robots_txt" else f"page_{dropped.reason}"
         return [reject(page, SOURCE, reason, dropped.detail)]
-    return extract_image_records(result.body, result.final_url, source=where,
-                                 charset=charset_of(result.content_type),
-                                 lazy_attributes=lazy_attributes)
+    try:
+        return extract_image_records(result.body, result.final_url, source=where,
+                                     charset=charset_of(result.content_type),
+                                     lazy_attributes=lazy_attributes)
+    except BaseException as err:  # a parser failure costs this page, not the crawl
+        if not is_input_error(err):
+            raise
+        return [reject(page, SOURCE, "parse_error", f"{type(err).__name__}: {err}"[:500])]

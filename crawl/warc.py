@@ -26,11 +26,12 @@ from fastwarc.warc import ArchiveIterator, WarcRecord, WarcRecordType
 
 from crawl.html_images import DEFAULT_LAZY_ATTRIBUTES, extract_image_records, image_records
 from crawl.urls import document_base
-from filters.record import SOURCE, Dropped, make_key, new_record
+from filters.record import SOURCE, Dropped, is_input_error, make_key, new_record
 
 TRUNCATED_RECORD = "truncated_record"
 MALFORMED_RECORD = "malformed_record"
 DECODE_ERROR = "decode_error"
+PARSE_ERROR = "parse_error"
 PAGE_TOO_LARGE = "page_too_large"
 NOT_A_WARC = "not_a_warc"
 
@@ -171,8 +172,13 @@ def _page_records(record: WarcRecord, source: str, lazy_attributes: tuple[str, .
     if page is None:
         return []
     html, charset = page
-    return extract_image_records(html, page_url, source=f"{source}@{offset}", charset=charset,
-                                 lazy_attributes=lazy_attributes)
+    try:
+        return extract_image_records(html, page_url, source=f"{source}@{offset}", charset=charset,
+                                     lazy_attributes=lazy_attributes)
+    except BaseException as error:  # a parser failure costs this page, not the file
+        if not is_input_error(error):
+            raise
+        return [_page_reject(source, offset, page_url, PARSE_ERROR, f"{type(error).__name__}: {error}")]
 
 
 def _html_payload(record: WarcRecord, max_page_bytes: int) -> tuple[bytes, str | None] | None:

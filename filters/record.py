@@ -54,6 +54,12 @@ def is_rejected(record: dict) -> bool:
     return "reason" in record
 
 
+def is_input_error(err: BaseException) -> bool:
+    """Whether a malformed input may have caused ``err``: any Exception, or a panic of a native
+    (Rust) parser such as FastWARC or resiliparse, which Python sees as a BaseException."""
+    return isinstance(err, Exception) or type(err).__name__ == "PanicException"
+
+
 class Dropped(Exception):
     """Raised by a pure rule or step to drop a record: ``reason`` is the funnel category,
     ``detail`` the specifics, ``fields`` extra record fields worth keeping (e.g. http_status)."""

@@ -12,7 +12,7 @@ from crawl.fetch import Fetcher
 from filters.image_probe import probe_image
 from filters.image_rules import check_image_rules
 from filters.image_transform import transform_image
-from filters.record import DOWNLOAD, IMAGE, Dropped, reject
+from filters.record import DOWNLOAD, IMAGE, Dropped, is_input_error, reject
 from pipeline import fileio
 from pipeline.config import Config
 
@@ -47,7 +47,9 @@ class SampleMaker:
             data = self.fetch_bytes(record)
         except Dropped as dropped:
             return dropped.reject(record, DOWNLOAD)
-        except Exception as err:  # a bug must cost one record, not the job
+        except BaseException as err:  # a bug must cost one record, not the job
+            if not is_input_error(err):
+                raise
             return _unexpected(record, DOWNLOAD, err)
         try:
             info = probe_image(data)
@@ -58,7 +60,9 @@ class SampleMaker:
                                     max_pixels=self.config.image.max_pixels)
         except Dropped as dropped:
             return dropped.reject(record, IMAGE)
-        except Exception as err:
+        except BaseException as err:
+            if not is_input_error(err):
+                raise
             return _unexpected(record, IMAGE, err)
         record.update(image_bytes=image.data, image_ext=image.ext, width=image.width,
                       height=image.height, original_width=image.original_width,

@@ -14,7 +14,7 @@ from typing import Iterator
 import apache_beam as beam
 
 from crawl import img2dataset_folder, lists, warc
-from filters.record import SOURCE, is_rejected, make_key, new_record, reject
+from filters.record import SOURCE, is_input_error, is_rejected, make_key, new_record, reject
 from pipeline import fileio
 from pipeline.config import Config, config_from_dict
 from pipeline.funnel import counter_name
@@ -132,7 +132,9 @@ class ReadSource(beam.DoFn):
                     yield beam.pvalue.TaggedOutput(REJECTED, record)
                 else:
                     yield record
-        except Exception as err:  # a broken file costs its remaining records, not the job
+        except BaseException as err:  # a broken file costs its remaining records, not the job
+            if not is_input_error(err):
+                raise
             log.warning("input %s broke after %d records: %s", path, produced, err)
             record = _broken_file(kind, path, produced, err)
             count_source(record)

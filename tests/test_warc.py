@@ -31,7 +31,8 @@ BOOK_TITLES = [
     "Mesaerion: The Best Science Fiction Stories 1800-1849", "Libertarianism for Beginners",
     "It's Only the Himalayas",
 ]
-PAGE_REASONS = {"truncated_record", "malformed_record", "decode_error", "page_too_large", "not_a_warc"}
+PAGE_REASONS = {"truncated_record", "malformed_record", "decode_error", "page_too_large", "not_a_warc",
+                "parse_error"}
 IMAGE_REASONS = {"no_alt", "empty_alt", "no_src", "data_uri", "unsupported_scheme", "bad_url", "duplicate_in_page"}
 
 
