@@ -6,6 +6,8 @@ Every failure, expected or not, becomes a reject with its stage and reason.
 
 from __future__ import annotations
 
+import os
+import threading
 import traceback
 
 from crawl.fetch import Fetcher
@@ -24,11 +26,16 @@ def _unexpected(record: dict, stage: str, err: Exception) -> dict:
 
 
 class SampleMaker:
-    """Turns a candidate record into a sample (with ``image_bytes``) or a reject."""
+    """Turns a candidate record into a sample (with ``image_bytes``) or a reject.
+
+    Called from many download threads at once; at most one decode per core runs at a time, so a
+    burst of large images cannot multiply decode memory by the thread count.
+    """
 
     def __init__(self, config: Config, fetcher: Fetcher | None):
         self.config = config
         self.fetcher = fetcher
+        self.decoding = threading.BoundedSemaphore(os.cpu_count() or 1)
 
     def fetch_bytes(self, record: dict) -> bytes:
         ref = record.get("image_ref")
@@ -52,18 +59,22 @@ class SampleMaker:
                 raise
             return _unexpected(record, DOWNLOAD, err)
         try:
-            info = probe_image(data)
-            record.update(width=info.width, height=info.height, image_format=info.format,
-                          sha256=info.sha256)
-            check_image_rules(info, self.config.image)
-            image = transform_image(data, info, self.config.resize,
-                                    max_pixels=self.config.image.max_pixels)
+            with self.decoding:
+                return self._image(record, data)
         except Dropped as dropped:
             return dropped.reject(record, IMAGE)
         except BaseException as err:
             if not is_input_error(err):
                 raise
             return _unexpected(record, IMAGE, err)
+
+    def _image(self, record: dict, data: bytes) -> dict:
+        """Probe, rules, transform; Dropped on the way out keeps what the probe learnt."""
+        info = probe_image(data)
+        record.update(width=info.width, height=info.height, image_format=info.format,
+                      sha256=info.sha256)
+        check_image_rules(info, self.config.image)
+        image = transform_image(data, info, self.config.resize, max_pixels=self.config.image.max_pixels)
         record.update(image_bytes=image.data, image_ext=image.ext, width=image.width,
                       height=image.height, original_width=image.original_width,
                       original_height=image.original_height)
