@@ -27,6 +27,17 @@ MAX_KEPT_RAW_URL_CHARS = 2048  # a rejected data: URI can be megabytes; the reje
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"))
 
 
+def parse_content_type(value: str) -> tuple[str, str | None]:
+    """(media type, charset or None) of a Content-Type header value."""
+    media_type, _, parameters = value.partition(";")
+    charset = None
+    for parameter in parameters.split(";"):
+        name, _, parameter_value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = parameter_value.strip().strip("\"'") or None
+    return media_type.strip(), charset
+
+
 def decode_html(data: bytes, charset: str | None = None) -> str:
     """Bytes to text the way a browser picks the encoding: byte-order mark, then the HTTP
     charset, then ``<meta charset>`` / ``<meta http-equiv>``, then detection. Undecodable bytes

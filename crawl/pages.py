@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 from crawl.fetch import Fetcher
-from crawl.html_images import extract_image_records
+from crawl.html_images import extract_image_records, parse_content_type
 from crawl.robots import RobotsPolicy
 from crawl.urls import resolve_url
 from filters.record import SOURCE, Dropped, is_input_error, make_key, new_record, reject
-
-
-def charset_of(content_type: str | None) -> str | None:
-    for part in (content_type or "").split(";")[1:]:
-        name, _, value = part.strip().partition("=")
-        if name.lower() == "charset" and value:
-            return value.strip("\"' ")
-    return None
 
 
 def crawl_page(page_url: str, *, fetcher: Fetcher, robots: RobotsPolicy | None, source: str,
@@ -33,7 +25,7 @@ def crawl_page(page_url: str, *, fetcher: Fetcher, robots: RobotsPolicy | None, 
         return [reject(page, SOURCE, reason, dropped.detail)]
     try:
         return extract_image_records(result.body, result.final_url, source=where,
-                                     charset=charset_of(result.content_type),
+                                     charset=parse_content_type(result.content_type or "")[1],
                                      lazy_attributes=lazy_attributes)
     except BaseException as err:  # a parser failure costs this page, not the crawl
         if not is_input_error(err):

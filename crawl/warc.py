@@ -24,7 +24,7 @@ from typing import BinaryIO
 import brotli
 from fastwarc.warc import ArchiveIterator, WarcRecord, WarcRecordType
 
-from crawl.html_images import DEFAULT_LAZY_ATTRIBUTES, extract_image_records, image_records
+from crawl.html_images import DEFAULT_LAZY_ATTRIBUTES, extract_image_records, image_records, parse_content_type
 from crawl.urls import document_base
 from filters.record import SOURCE, Dropped, is_input_error, make_key, new_record
 
@@ -194,7 +194,7 @@ def _html_payload(record: WarcRecord, max_page_bytes: int) -> tuple[bytes, str |
             raise Dropped(MALFORMED_RECORD, "no HTTP status line")
         media_type, charset = record.http_content_type or "", record.http_charset
     else:
-        media_type, charset = _parse_content_type(record.headers.get("Content-Type") or "")
+        media_type, charset = parse_content_type(record.headers.get("Content-Type") or "")
     media_type = media_type.lower()
     if media_type not in HTML_TYPES and media_type not in UNKNOWN_TYPES:
         return None
@@ -209,16 +209,6 @@ def _html_payload(record: WarcRecord, max_page_bytes: int) -> tuple[bytes, str |
     if media_type in UNKNOWN_TYPES and not looks_like_markup(body):
         return None
     return body, charset
-
-
-def _parse_content_type(value: str) -> tuple[str, str | None]:
-    media_type, _, parameters = value.partition(";")
-    charset = None
-    for parameter in parameters.split(";"):
-        name, _, parameter_value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            charset = parameter_value.strip().strip("\"'") or None
-    return media_type.strip(), charset
 
 
 def looks_like_markup(data: bytes) -> bool:

@@ -78,8 +78,10 @@ def match(pattern: str) -> list[str]:
     return sorted(m.path for m in results)
 
 
-def size(path: str) -> int:
-    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+def size(path: str) -> int | None:
+    """Size in bytes of ``path`` as the file system reports it; None when it matches no single entry."""
+    found = FileSystems.match([path])[0].metadata_list
+    return found[0].size_in_bytes if len(found) == 1 and found[0].path == path else None
 
 
 def delete(paths: list[str]) -> None:

@@ -14,9 +14,9 @@ import tarfile
 
 import pyarrow.parquet as pq
 
-from filters.record import IMAGE_DEDUP
+from filters.record import IMAGE_DEDUP, reject
 from pipeline import fileio
-from pipeline.schema import REJECT_SCHEMA, SAMPLE_SCHEMA
+from pipeline.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, reject_row
 from pipeline.shard_builder import shard_paths, write_parquet
 
 REASON = "duplicate_image"
@@ -50,26 +50,21 @@ def _rewrite_tar(path: str, drop: set[str]) -> None:
 def apply_dedup(out_dir: str, shard_id: int, losers: list[tuple[str, str]]) -> int:
     """Drop ``losers`` (key, winner key) from a shard; returns how many it has dropped in all."""
     paths = shard_paths(out_dir, shard_id)
-    samples = _read_table(paths["parquet"])
-    existing = (_read_table(paths["dedup_rejects"]).to_pylist()
-                if fileio.exists(paths["dedup_rejects"]) else [])
+    has_rejects = fileio.exists(paths["dedup_rejects"])
+    if not losers and not has_rejects:
+        return 0  # the common case: nothing to drop, nothing dropped before
+    samples = _read_table(paths["parquet"]).to_pylist()
+    existing = _read_table(paths["dedup_rejects"]).to_pylist() if has_rejects else []
     known = {row["key"] for row in existing}
     fresh = {key: winner for key, winner in losers if key not in known}
     if fresh:
-        rows = []
-        for sample in samples.to_pylist():
-            if sample["key"] in fresh:
-                row = {name: sample.get(name) for name in REJECT_SCHEMA.names}
-                row.update(stage=IMAGE_DEDUP, reason=REASON, status="rejected",
-                           detail=f"same image as {fresh[sample['key']]}",
-                           error_message=f"{REASON}: same image as {fresh[sample['key']]}")
-                rows.append(row)
-        existing = existing + rows
+        existing += [reject_row(reject(dict(sample, image_url=sample["url"]), IMAGE_DEDUP, REASON,
+                                       f"same image as {fresh[sample['key']]}"))
+                     for sample in samples if sample["key"] in fresh]
         write_parquet(paths["dedup_rejects"], existing, REJECT_SCHEMA)
     dropped = {row["key"] for row in existing}
-    keys = samples.column("key").to_pylist()
-    if dropped.intersection(keys):
+    kept = [row for row in samples if row["key"] not in dropped]
+    if len(kept) < len(samples):
         _rewrite_tar(paths["tar"], dropped)
-        kept = [row for row in samples.to_pylist() if row["key"] not in dropped]
         write_parquet(paths["parquet"], kept, SAMPLE_SCHEMA)
     return len(existing)

@@ -43,11 +43,7 @@ class OutputFolderError(ValueError):
 
 def input_sizes(items: list[tuple[str, str]]) -> list[list]:
     """(kind, path, size in bytes) of every input item, so an edited input is noticed."""
-    sized = []
-    for kind, path in items:
-        found = fileio.match(path)
-        sized.append([kind, path, fileio.size(found[0]) if found == [path] else None])
-    return sized
+    return [[kind, path, fileio.size(path)] for kind, path in items]
 
 
 def fingerprint(inputs: list[list], config: Config) -> str:

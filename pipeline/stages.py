@@ -21,7 +21,7 @@ from pipeline.image_dedup import REASON as DEDUP_REASON
 from pipeline.image_dedup import apply_dedup, losers_of
 from pipeline.metrics import count
 from pipeline.sample_steps import SampleMaker
-from pipeline.shard_builder import build_shard, shard_hashes
+from pipeline.shard_builder import build_shard, record_order, shard_hashes
 
 log = logging.getLogger("altcap")
 
@@ -45,7 +45,7 @@ class UrlDedup(beam.PTransform):
 
         def pick(item):
             _, group = item
-            ordered = sorted(group, key=lambda r: (r["key"], r.get("page_url") or "", r["source"]))
+            ordered = sorted(group, key=record_order)
             count(counter_name(URL_DEDUP, "passed"))
             yield ordered[0]
             for loser in ordered[1:]:
