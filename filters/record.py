@@ -11,11 +11,12 @@ import hashlib
 
 # Stage names, in pipeline order. The funnel in stats.json follows this order.
 SOURCE = "source"
+TEXT = "text"
 URL_DEDUP = "url_dedup"
 DOWNLOAD = "download"
 IMAGE = "image"
 IMAGE_DEDUP = "image_dedup"
-STAGES = (SOURCE, URL_DEDUP, DOWNLOAD, IMAGE, IMAGE_DEDUP)
+STAGES = (SOURCE, TEXT, URL_DEDUP, DOWNLOAD, IMAGE, IMAGE_DEDUP)
 
 KEY_HEX_CHARS = 20  # 80 bits: collisions stay unlikely up to ~10^11 records
 

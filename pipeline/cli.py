@@ -2,6 +2,7 @@
 
     altcap run --input PATH_OR_GLOB --output DIR [--config FILE] [--set key=value ...] [Beam options]
     altcap demo [--output DIR]
+    altcap text [--preset NAME] FILE|-   try the text rules: one caption per line in, JSON lines out
     altcap config            print every setting with its default, as YAML
 
 Errors a user can cause end with one line on stderr and exit status 2.
@@ -13,16 +14,20 @@ import argparse
 import logging
 import sys
 
+from filters.text_presets import PRESETS
 from pipeline.config import ConfigError, load_config
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from crawl.lists import ListFormatError
+    from filters.langid import LangIdError
+    from filters.lexicons import LexiconError
     from pipeline.inputs import InputError
     from pipeline.run import OutputFolderError
     from pipeline.shard_builder import StaleShardError
 
-    return ConfigError, InputError, ListFormatError, OutputFolderError, StaleShardError
+    return (ConfigError, InputError, ListFormatError, OutputFolderError, StaleShardError, LangIdError,
+            LexiconError, OSError)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -59,8 +64,62 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="demo-out", metavar="DIR")
     demo.add_argument("--verbose", action="store_true")
 
+    text = commands.add_parser("text", help="try the text rules on captions, one per line; "
+                                             "writes one JSON line per caption")
+    text.add_argument("file", metavar="FILE|-", nargs="?", help="UTF-8 text, one caption per line; - reads stdin")
+    text.add_argument("--rules", action="store_true", help="print the preset's rules with overrides applied, as YAML")
+    text.add_argument("--preset", choices=sorted(PRESETS), help="text rules preset (default: the config's)")
+    text.add_argument("--config", metavar="FILE", help="YAML settings (see `altcap config`)")
+    text.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override one setting, e.g. --set text.min_words=5")
+
     commands.add_parser("config", help="print all settings with their defaults as YAML")
     return top
+
+
+def run_text(args) -> int:
+    """``altcap text``: each caption's verdict as a JSON line on stdout, a tally on stderr."""
+    import collections
+    import json
+
+    from filters.text_filter import TextFilter
+    from pipeline.config import text_rule_settings
+
+    overrides = list(args.set) + ([f"text.preset={args.preset}"] if args.preset else [])
+    config = load_config(args.config, overrides)
+    if args.rules:
+        import dataclasses
+
+        import yaml
+
+        rules = {k: list(v) if isinstance(v, tuple) else v
+                 for k, v in dataclasses.asdict(text_rule_settings(config.text)).items()}
+        print(yaml.safe_dump({"preset": config.text.preset, **rules}, sort_keys=False), end="")
+        return 0
+    if args.file is None:
+        raise ConfigError("altcap text: give a FILE, or - for standard input")
+    text_filter = TextFilter(text_rule_settings(config.text), config.text.lang_model)
+    try:
+        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise ConfigError(f"cannot read {args.file}: {err.strerror}") from None
+    tally: collections.Counter = collections.Counter()
+    with source:
+        while True:
+            lines = [line.rstrip("\r\n") for _, line in zip(range(config.text.batch_size), source)]
+            if not lines:
+                break
+            for line, verdict in zip(lines, text_filter.check_batch(lines)):
+                tally[verdict.reason or "pass"] += 1
+                print(json.dumps({"text": line, "pass": verdict.passed, "reason": verdict.reason,
+                                  "detail": verdict.detail, "caption": verdict.caption,
+                                  "lang": verdict.lang, "lang_score": verdict.lang_score},
+                                 ensure_ascii=False))
+    total = sum(tally.values())
+    print(f"{config.text.preset}: {tally['pass']} of {total} passed; " +
+          ", ".join(f"{reason} {n}" for reason, n in tally.most_common() if reason != "pass"),
+          file=sys.stderr)
+    return 0
 
 
 def print_summary(stats: dict) -> None:
@@ -79,6 +138,15 @@ def print_summary(stats: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args, beam_args = parser().parse_known_args(argv)
+    if args.command == "text":
+        setup_logging(False)
+        if beam_args:
+            parser().error(f"unrecognized arguments: {' '.join(beam_args)}")
+        try:
+            return run_text(args)
+        except _user_errors() as err:
+            print(f"altcap: error: {err}", file=sys.stderr)
+            return 2
     if args.command == "config":
         from pipeline.config import Config
 

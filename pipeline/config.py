@@ -1,7 +1,9 @@
 """Run configuration: one YAML file whose every key can be overridden with ``--set key=value``.
 
 Defaults live in the dataclasses below (the single source of truth); ``altcap config`` prints them
-as YAML. Image rules default to Conceptual Captions' published ones (JPEG only, both sides > 400 px,
+as YAML. Text rules come from a preset (``text.preset``, default cc3m, see
+``filters.text_presets``); every rule setting under ``text`` overrides the preset's value unless it
+is null. Image rules default to Conceptual Captions' published ones (JPEG only, both sides > 400 px,
 aspect ratio <= 2); resize and encode options keep img2dataset's names and meaning.
 """
 
@@ -13,6 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
+from filters.lexicons import PROFANITY_LISTS
+from filters.text_presets import DEFAULT_PRESET, PRESETS, preset
+from filters.text_rules import REQUIRED_WORDS, TextRuleSettings
 
 
 class ConfigError(ValueError):
@@ -62,6 +68,49 @@ class DedupConfig:
 
 
 @dataclass
+class TextConfig:
+    preset: str = DEFAULT_PRESET  # cc3m|cc12m|laion|datacomp-basic
+    lang_model: str = "auto"  # path to fastText's lid.176.ftz; auto: installed copy, cache, download
+    max_repeats: int = 10  # a caption used for more distinct image URLs than this is dropped (COYO); 0: off
+    batch_size: int = 1024  # captions per language-ID call
+    # Rule settings: null keeps the preset's value (see filters/text_rules.py for each one).
+    min_chars: int | None = None
+    max_chars: int | None = None
+    min_words: int | None = None
+    max_words: int | None = None
+    file_names: bool | None = None
+    max_hashtags: int | None = None
+    seo: bool | None = None
+    max_word_repetition: float | None = None
+    min_unique_words: float | None = None
+    all_caps: bool | None = None
+    max_capitalized: float | None = None
+    first_word_capitalized: bool | None = None
+    profanity: bool | None = None
+    profanity_lists: list | None = None
+    profanity_allow: list | None = None
+    required_words: list | None = None
+    max_noun_ratio: float | None = None
+    min_word_zipf: float | None = None
+    rare_words_per_8: int | None = None
+    languages: list | None = None
+    min_lang_score: float | None = None
+
+
+RULE_FIELDS = tuple(f.name for f in dataclasses.fields(TextRuleSettings))
+
+
+def text_rule_settings(text: TextConfig) -> TextRuleSettings:
+    """The preset's rules with the config's non-null settings applied."""
+    changes = {}
+    for name in RULE_FIELDS:
+        value = getattr(text, name)
+        if value is not None:
+            changes[name] = tuple(value) if isinstance(value, list) else value
+    return preset(text.preset).replace(**changes)
+
+
+@dataclass
 class DownloadConfig:
     threads: int = 64
     per_host: int = 16
@@ -108,6 +157,7 @@ class Config:
     input: InputConfig = field(default_factory=InputConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    text: TextConfig = field(default_factory=TextConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
@@ -125,6 +175,7 @@ CHOICES = {
     ("input", "format"): {"auto", "warc", "wat", "pages", "tsv", "csv", "jsonl", "parquet",
                           "img2dataset"},
     ("input", "header"): {"auto", "yes", "no"},
+    ("text", "preset"): set(PRESETS),
     ("dedup", "url"): {"url", "pair", "none"},
     ("resize", "resize_mode"): {"no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"},
     ("resize", "encode_format"): {"jpg", "webp", "png"},
@@ -135,6 +186,8 @@ CHOICES = {
 
 def _coerce(value: Any, annotation: str, where: str) -> Any:
     """Check ``value`` against a field's annotation; YAML already typed scalars."""
+    if annotation.endswith(" | None"):
+        return None if value is None else _coerce(value, annotation[:-len(" | None")], where)
     if annotation == "bool":
         if isinstance(value, bool):
             return value
@@ -184,6 +237,24 @@ def _check(config: Config) -> None:
             raise ConfigError(f"{section}.{key} must be > 0")
     if config.download.timeout <= 0:
         raise ConfigError("download.timeout must be > 0")
+    if config.text.max_repeats < 0 or config.text.batch_size <= 0:
+        raise ConfigError("text.max_repeats must be >= 0 and text.batch_size > 0")
+    rules = text_rule_settings(config.text)
+    unknown = set(rules.required_words) - set(REQUIRED_WORDS)
+    if unknown:
+        raise ConfigError(f"text.required_words: unknown {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(REQUIRED_WORDS)})")
+    unknown = set(rules.profanity_lists) - set(PROFANITY_LISTS)
+    if unknown:
+        raise ConfigError(f"text.profanity_lists: unknown {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(PROFANITY_LISTS)})")
+    for name in ("min_chars", "max_chars", "min_words", "max_words", "max_hashtags"):
+        if (getattr(rules, name) or 0) < 0:
+            raise ConfigError(f"text.{name} must be >= 0")
+    for name in ("max_word_repetition", "min_unique_words", "max_capitalized", "max_noun_ratio",
+                 "min_lang_score"):
+        if not 0 <= (getattr(rules, name) or 0) <= 1:
+            raise ConfigError(f"text.{name} is a share: 0..1")
     if config.image.max_aspect_ratio < 1:
         raise ConfigError("image.max_aspect_ratio must be >= 1")
     fmt, quality = config.resize.encode_format, config.resize.encode_quality

@@ -19,6 +19,7 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.runner import PipelineState
 
+from filters.langid import model_path
 from pipeline import fileio
 from pipeline.config import Config
 from pipeline.funnel import AccountingError, check_funnel, funnel_from_counters
@@ -29,6 +30,7 @@ from pipeline.report import write_report
 from pipeline.schema import REJECT_SCHEMA, reject_row
 from pipeline.sources import PAGES, REJECTED, ReadSource
 from pipeline.stages import HASHES, AssignShards, BuildShards, ImageDedup, UrlDedup
+from pipeline.text_stage import TextStage
 
 log = logging.getLogger("altcap")
 
@@ -99,6 +101,10 @@ def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,
     candidates = (read["records"], crawled["records"]) | "AllCandidates" >> beam.Flatten()
     rejects = [read[REJECTED], crawled[REJECTED]]
 
+    texts = candidates | "Text" >> TextStage(config_dict)
+    candidates = texts["kept"]
+    rejects.append(texts[REJECTED])
+
     if config.dedup.url != "none":
         deduped = candidates | "UrlDedup" >> UrlDedup(config.dedup.url)
         candidates = deduped["kept"]
@@ -153,6 +159,7 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
     items = expand_inputs(list(inputs), input_format if input_format != "auto"
                           else config.input.format)
     preflight(items, config)
+    model_path(config.text.lang_model)  # fetched (or refused) here, not in every worker
     prepare_output(out_dir, items, config, overwrite=overwrite)
     log.info("%d input item(s); output in %s", len(items), out_dir)
 

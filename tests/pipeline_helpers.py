@@ -20,11 +20,15 @@ PERMISSIVE = [
     "image.max_aspect_ratio=1000",
     "image.allow_animated=true",
 ]
+# Text rules that keep every non-empty caption: for tests of the other stages.
+TEXT_RULES_OFF = ["text.preset=laion", "text.min_chars=0", "text.max_repeats=0"]
 
 
 def local_config(*overrides: str):
-    """Settings for a test run: private addresses allowed explicitly, no retry waits."""
-    base = ["download.allow_private_addresses=true", "download.retries=0", "download.timeout=5"]
+    """Settings for a test run: private addresses allowed explicitly, no retry waits, and text
+    rules off unless a test sets them."""
+    base = (["download.allow_private_addresses=true", "download.retries=0", "download.timeout=5"]
+            + TEXT_RULES_OFF)
     return load_config(None, base + list(overrides))
 
 

@@ -62,14 +62,15 @@ def test_config_prints_every_default_as_loadable_yaml(tmp_path):
 
 def test_run_prints_the_funnel_and_resume_with_other_settings_is_refused(tmp_path):
     with LocalServer({"/a.jpg": Route(jpeg(640, 480)), "/b.jpg": Route(jpeg(300, 300))}) as server:
-        (tmp_path / "l.tsv").write_text(f"a photo\t{server.url('/a.jpg')}\n"
-                                        f"a small photo\t{server.url('/b.jpg')}\n")
+        (tmp_path / "l.tsv").write_text(f"A red barn in a green field.\t{server.url('/a.jpg')}\n"
+                                        f"A small red barn beside a road.\t{server.url('/b.jpg')}\n"
+                                        f"IMG_2345.jpg\t{server.url('/c.jpg')}\n")
         args = ["run", "--input", str(tmp_path / "l.tsv"), "--output", str(tmp_path / "out"),
                 "--set", "download.allow_private_addresses=true"]
         done = altcap(*args)
     assert done.returncode == 0, done.stderr
     assert "1 samples in 1 shard(s)" in done.stdout
-    assert "too_small 1" in done.stdout and "(ok," in done.stdout
+    assert "file_name 1" in done.stdout and "too_small 1" in done.stdout and "(ok," in done.stdout
     one_line_error(altcap(*args, "--set", "resize.image_size=64"), "resize.image_size")
 
 
@@ -77,13 +78,14 @@ def test_a_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
     import signal
     import time
 
-    from pipeline_helpers import shard_rows
+    from pipeline_helpers import TEXT_RULES_OFF, shard_rows
 
     routes = {f"/{i}.jpg": Route(jpeg(420 + i, 430, (i, 4 * i, 0)), delay=0.1) for i in range(40)}
     with LocalServer(routes) as server:
-        (tmp_path / "l.tsv").write_text("".join(f"photo {i}\t{server.url(f'/{i}.jpg')}\n"
+        (tmp_path / "l.tsv").write_text("".join(f"red square {i}\t{server.url(f'/{i}.jpg')}\n"
                                                 for i in range(40)))
         args = [ALTCAP, "run", "--input", str(tmp_path / "l.tsv"), "--output", str(tmp_path / "out"),
+                *(arg for setting in TEXT_RULES_OFF for arg in ("--set", setting)),
                 "--set", "download.allow_private_addresses=true", "--set", "download.threads=2",
                 "--set", "shards.samples_per_shard=5", "--direct_running_mode=in_memory"]
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -215,7 +215,7 @@ def test_live_page_crawl_respects_robots_txt(tmp_path):
 def test_same_keys_and_shards_whatever_the_parallelism(tmp_path):
     routes = {f"/{i}.jpg": Route(jpeg(420 + i, 430, (i, 2 * i, 3 * i))) for i in range(30)}
     with LocalServer(routes) as server:
-        (tmp_path / "l.tsv").write_text("".join(f"photo {i}\t{server.url(f'/{i}.jpg')}\n"
+        (tmp_path / "l.tsv").write_text("".join(f"red square {i}\t{server.url(f'/{i}.jpg')}\n"
                                                 for i in range(30)))
         args = ("shards.samples_per_shard=7",)
         run_local([tmp_path / "l.tsv"], tmp_path / "a", *args)
@@ -233,7 +233,7 @@ def test_same_keys_and_shards_whatever_the_parallelism(tmp_path):
 def test_resume_after_a_crash_redoes_only_missing_shards(tmp_path):
     routes = {f"/{i}.jpg": Route(jpeg(420 + i, 430, (i, 0, 0))) for i in range(20)}
     with LocalServer(routes) as server:
-        (tmp_path / "l.tsv").write_text("".join(f"photo {i}\t{server.url(f'/{i}.jpg')}\n"
+        (tmp_path / "l.tsv").write_text("".join(f"red square {i}\t{server.url(f'/{i}.jpg')}\n"
                                                 for i in range(20)))
         out = tmp_path / "out"
         first = run_local([tmp_path / "l.tsv"], out, "shards.samples_per_shard=5")

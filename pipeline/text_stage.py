@@ -1,0 +1,108 @@
+"""The text stage in Beam: caption rules and language ID on batches, then the run-wide repeat cut.
+
+It runs on the candidates straight from the sources, before URL dedup and before any image is
+fetched. Every record leaves with ``caption`` (cleaned), ``lang`` and ``lang_score``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import apache_beam as beam
+
+from filters.record import TEXT, reject
+from filters.text_filter import TextFilter
+from pipeline.config import config_from_dict, text_rule_settings
+from pipeline.funnel import counter_name
+from pipeline.metrics import count
+
+REJECTED = "rejected"
+
+
+def text_key(caption: str) -> str:
+    """Captions that differ only in case and spacing share a key."""
+    return hashlib.blake2b(" ".join(caption.lower().split()).encode("utf-8", "surrogatepass"),
+                           digest_size=8).hexdigest()
+
+
+class CheckTexts(beam.DoFn):
+    """Batches of records in; each record out, passed or tagged ``rejected`` with its reason."""
+
+    def __init__(self, config_dict: dict, count_passed: bool):
+        self.config_dict = config_dict
+        self.count_passed = count_passed
+        self.filter = None
+
+    def setup(self):
+        text = config_from_dict(self.config_dict).text
+        self.filter = TextFilter(text_rule_settings(text), text.lang_model)
+
+    def process(self, batch):
+        verdicts = self.filter.check_batch([record.get("caption") or "" for record in batch])
+        for record, verdict in zip(batch, verdicts):
+            count(counter_name(TEXT, "in"))
+            record = dict(record, caption=verdict.caption, lang=verdict.lang,
+                          lang_score=verdict.lang_score)
+            if verdict.passed:
+                if self.count_passed:
+                    count(counter_name(TEXT, "passed"))
+                yield record
+            else:
+                count(counter_name(TEXT, "rejected", verdict.reason))
+                yield beam.pvalue.TaggedOutput(REJECTED, reject(record, TEXT, verdict.reason,
+                                                                verdict.detail))
+
+
+class DropRepeatedTexts(beam.PTransform):
+    """Drop captions used for more than ``max_repeats`` distinct image URLs in the whole run.
+
+    Only small values are shuffled: (caption hash, URL hash) pairs are made distinct and counted
+    per caption with a combine; the captions over the limit reach the filter as a side input."""
+
+    def __init__(self, max_repeats: int):
+        super().__init__()
+        self.max_repeats = max_repeats
+
+    def expand(self, records):
+        limit = self.max_repeats
+        keyed = records | "KeyByText" >> beam.Map(lambda r: (text_key(r["caption"]), r))
+        overused = (keyed
+                    | "TextAndUrl" >> beam.Map(lambda kv: (kv[0], text_key(kv[1]["image_url"])))
+                    | "DistinctPairs" >> beam.Distinct()
+                    | "TextOnly" >> beam.Keys()
+                    | "CountUses" >> beam.combiners.Count.PerElement()
+                    | "OverLimit" >> beam.Filter(lambda kv: kv[1] > limit))
+
+        def split(item, overused):
+            key, record = item
+            uses = overused.get(key)
+            if uses is None:
+                count(counter_name(TEXT, "passed"))
+                yield record
+            else:
+                count(counter_name(TEXT, "rejected", "repeated_text"))
+                yield beam.pvalue.TaggedOutput(REJECTED, reject(
+                    record, TEXT, "repeated_text", f"used for {uses} images (limit {limit})"))
+
+        return keyed | "DropRepeated" >> beam.FlatMap(
+            split, overused=beam.pvalue.AsDict(overused)).with_outputs(REJECTED, main="kept")
+
+
+class TextStage(beam.PTransform):
+    """Records in; ``kept`` and ``rejected`` out."""
+
+    def __init__(self, config_dict: dict):
+        super().__init__()
+        self.config_dict = config_dict
+
+    def expand(self, records):
+        text = config_from_dict(self.config_dict).text
+        checked = (records
+                   | "BatchTexts" >> beam.BatchElements(min_batch_size=1, max_batch_size=text.batch_size)
+                   | "CheckTexts" >> beam.ParDo(CheckTexts(self.config_dict, count_passed=not text.max_repeats))
+                   .with_outputs(REJECTED, main="kept"))
+        if not text.max_repeats:
+            return {"kept": checked["kept"], REJECTED: checked[REJECTED]}
+        repeats = checked["kept"] | "RepeatedTexts" >> DropRepeatedTexts(text.max_repeats)
+        rejected = (checked[REJECTED], repeats[REJECTED]) | "TextRejects" >> beam.Flatten()
+        return {"kept": repeats["kept"], REJECTED: rejected}
