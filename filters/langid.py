@@ -102,15 +102,21 @@ class LanguageIdentifier:
             self.model = fasttext.load_model(path)
         except ValueError as err:
             raise LangIdError(f"cannot load the language model {path}: {err}") from err
+        # lid.176.ftz is quantized with a pruned vocabulary: for some short texts none of their
+        # words or character n-grams are left and the model answers its prior, the same as for
+        # an empty line. That answer says nothing about the text.
+        self.prior = self.model.f.multilinePredict(["\n"], 1, 0.0, "replace")[1][0][0]
 
     def predict(self, texts: list[str]) -> list[tuple[str | None, float | None]]:
-        """(language code, probability) per text; (None, None) for a text with no characters.
+        """(language code, probability) per text; (None, None) for a text with no characters
+        or one the model has no evidence on (see ``prior``).
 
         Texts are lower-cased first: lid.176 takes short capitalised English titles for German
         ("Rescued Dog In Hat"), and lower case raises English recall on real captions."""
         lines = [t.lower() if "\n" not in t else " ".join(t.lower().split()) for t in texts]
         labels, probs = self.model.predict(lines, k=1, on_unicode_error="replace")
-        return [(label[0][_LABEL:], round(float(prob[0]), 4)) if line else (None, None)
+        prior = self.prior
+        return [(label[0][_LABEL:], round(float(prob[0]), 4)) if line and prob[0] != prior else (None, None)
                 for line, label, prob in zip(lines, labels, probs)]
 
 

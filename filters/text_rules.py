@@ -226,7 +226,10 @@ class TextRules:
         return self._language(*language) or _first_failure(self.checks, c)
 
     def _language(self, lang: str | None, score: float | None) -> tuple[str, str] | None:
+        """Language ID's verdict; when it has no evidence (lang None) the other rules judge."""
         s = self.settings
+        if lang is None:
+            return None
         if s.languages and lang not in s.languages:
             return "language", f"{lang} {score}"
         if s.min_lang_score and (score or 0.0) < s.min_lang_score:

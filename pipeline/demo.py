@@ -3,8 +3,10 @@
 It writes a small Common Crawl-style WARC of two gallery pages whose <img alt> tags point at
 photos served by a local HTTP server on 127.0.0.1 (reached through ``download.connect_to``, with
 private addresses allowed explicitly), then runs the pipeline on that WARC. The pages also hold
-the cases the rules exist for: small and non-JPEG images, an extreme aspect ratio, a corrupt
-file, a 404, a ``noai`` image, duplicates, and alt-less or data: URI images.
+the cases the rules exist for: alt-texts that are no captions (a camera file name, "Share on
+Facebook", a keyword list, French text: dropped by the text stage before their images are
+fetched), small and non-JPEG images, an extreme aspect ratio, a corrupt file, a 404, a ``noai``
+image, duplicates, and alt-less or data: URI images.
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ PHOTOS = [
     ("camera.png", "a man looking through a camera on a tripod in a park"),
     ("brick.png", "a wall of grey bricks"),
     ("grass.png", "close-up of a patch of grass"),
-    ("gravel.png", "a bed of small stones"),
+    ("gravel.png", "small grey stones on a garden path"),
     ("ihc.png", "stained tissue seen under a microscope"),
     ("coffee.png", "a cup of coffee on a red saucer"),  # 600x400: not > 400 px, rejected
-    ("chelsea.png", "close-up of a tabby cat"),  # 451x300: too small
+    ("chelsea.png", "a tabby cat resting on a wooden floor"),  # 451x300: too small
     ("coins.png", "rows of old coins on a dark background"),  # 384x303: too small
 ]
 
@@ -94,6 +96,13 @@ def demo_site() -> tuple[dict[str, Route], list[tuple[str, list[tuple[str | None
         (f"http://{IMAGE_HOST}/photos/rocket.jpg", None),  # no alt attribute
         ("data:image/gif;base64,R0lGODlhAQABAAAAACw=", "a spacer image"),
     ]
+    # Good photos whose alt-texts are no captions: the text stage drops them, nothing is fetched.
+    junk_alts = ["IMG_2345.JPG", "Share on Facebook",
+                 "rocket toys, rocket kits, buy rockets online, rocket shop, cheap rockets",
+                 "Une fusée sur son pas de tir la nuit"]
+    for i, alt in enumerate(junk_alts):
+        routes[f"/photos/upload-{i}.jpg"] = routes["/photos/rocket.jpg"]
+        extras.insert(4 * (i % 2), (f"http://{IMAGE_HOST}/photos/upload-{i}.jpg", alt))
     pages = [
         (f"http://{PAGE_HOST}/index.html", gallery[:7] + extras[:4]),
         (f"http://{PAGE_HOST}/more.html", gallery[7:] + extras[4:] +

@@ -108,3 +108,35 @@ def test_a_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
     keys = [r["key"] for r in shard_rows(tmp_path / "out")]
     assert len(keys) == len(set(keys)) == 40
     assert not list((tmp_path / "out").rglob("*.tmp-*"))
+
+
+TRY_TEXTS = ["A man riding a wave on top of a surfboard.", "IMG_2345.jpg", "Un chien sur la plage",
+             "Nike Air Max 90 Running Shoes White Black Red", "click to enlarge picture"]
+
+
+def test_text_command_gives_one_json_verdict_per_line(tmp_path):
+    done = subprocess.run([ALTCAP, "text", "-"], input="\n".join(TRY_TEXTS) + "\n", capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    verdicts = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [v["text"] for v in verdicts] == TRY_TEXTS
+    assert set(verdicts[0]) == {"text", "pass", "reason", "detail", "caption", "lang", "lang_score"}
+    assert [v["pass"] for v in verdicts] == [True, False, False, False, False]
+    assert [v["reason"] for v in verdicts] == [None, "file_name", "language", "title_case", "boilerplate"]
+    assert verdicts[0]["lang"] == "en" and 0 < verdicts[0]["lang_score"] <= 1
+    assert verdicts[2]["lang"] == "fr"
+    assert "cc3m: 1 of 5 passed" in done.stderr
+
+    (tmp_path / "captions.txt").write_text("\n".join(TRY_TEXTS) + "\n", encoding="utf-8")
+    laion = altcap("text", "--preset", "laion", str(tmp_path / "captions.txt"))
+    assert [json.loads(line)["pass"] for line in laion.stdout.splitlines()] == [True, True, True, True, False]
+    stricter = altcap("text", "--set", "text.min_words=12", str(tmp_path / "captions.txt"))
+    assert json.loads(stricter.stdout.splitlines()[0])["reason"] == "too_few_words"
+
+
+def test_text_command_errors_and_rules(tmp_path):
+    one_line_error(altcap("text", str(tmp_path / "none.txt")), "cannot read")
+    one_line_error(altcap("text", "--set", "text.required_words=noun,verbs", "-"), "required_words")
+    one_line_error(altcap("text", "--set", "text.lang_model=/no/model.ftz", "-"), "lang_model")
+    rules = altcap("text", "--rules", "--preset", "cc12m")
+    assert rules.returncode == 0 and "max_word_repetition: 0.2" in rules.stdout
