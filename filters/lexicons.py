@@ -64,7 +64,6 @@ def _inflections(lemma: str, pos: str) -> list[str]:
     return []
 
 
-@functools.lru_cache(maxsize=1)
 def parts_of_speech() -> dict[str, tuple[str, frozenset]]:
     """word form -> (most frequent part of speech, every part of speech it can be); n/v/a/r."""
     folder = wordnet_dir()
@@ -104,11 +103,12 @@ def parts_of_speech() -> dict[str, tuple[str, frozenset]]:
 
 @functools.lru_cache(maxsize=1)
 def word_classes() -> tuple[frozenset, frozenset, frozenset]:
-    """(forms that can be nouns, forms mostly nouns, forms mostly verbs), for set operations."""
+    """(forms that can be nouns, forms mostly verbs, forms mostly something else than nouns),
+    as sets: the rules only need set operations."""
     pos = parts_of_speech()
     return (frozenset(w for w, (_, every) in pos.items() if "n" in every),
-            frozenset(w for w, (top, _) in pos.items() if top == "n"),
-            frozenset(w for w, (top, _) in pos.items() if top == "v"))
+            frozenset(w for w, (top, _) in pos.items() if top == "v"),
+            frozenset(w for w, (top, _) in pos.items() if top != "n"))
 
 
 def zipf_to_frequency(zipf: float) -> float:

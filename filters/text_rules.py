@@ -187,10 +187,10 @@ class TextRules:
             raise ValueError(f"required_words: unknown {', '.join(sorted(unknown))} "
                              f"(known: {', '.join(REQUIRED_WORDS)})")
         if s.required_words or s.max_noun_ratio is not None:
-            nouns, mostly_nouns, mostly_verbs = lexicons.word_classes()
+            nouns, mostly_verbs, mostly_not_nouns = lexicons.word_classes()
             self.nouns = nouns - FUNCTION_WORDS
             self.verbs = mostly_verbs - FUNCTION_WORDS
-            self.not_nouns = FUNCTION_WORDS | (frozenset(lexicons.parts_of_speech()) - mostly_nouns)
+            self.not_nouns = FUNCTION_WORDS | mostly_not_nouns
             self.linking = DETERMINERS | PREPOSITIONS | CONJUNCTIONS
             self.checks.append(("linguistic", self._linguistic))
         if s.min_word_zipf is not None:
