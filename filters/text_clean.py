@@ -16,31 +16,35 @@ import ftfy
 
 from filters.english import letter_tokens
 
+# Bare domains only with a lower-case known top-level domain: "beach.It was" is a missing space.
 _URL = re.compile(
-    r"(?:\b(?:https?|ftp)://|\bwww\.)\S+"
-    r"|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"
-    r"|\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|net|org|info|biz|io|co|uk|de|fr|ru|jp|cn|au|"
-    r"ca|us|edu|gov|nl|it|es|pl|br|in|eu|tv|me)(?:/\S*)?(?![\w.])",
+    r"(?i:(?:\b(?:https?|ftp)://|\bwww\.)\S+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b)"
+    r"|\b[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*\.(?:com|net|org|info|biz|io|co|uk|de|fr|ru|jp|cn|au|"
+    r"ca|us|edu|gov|nl|it|es|pl|br|in|eu|tv|me)(?:/\S*)?(?![\w.])")
+# A whole text that is one address: any top-level domain will do.
+_URL_ONLY = re.compile(
+    rf"\s*(?:{_URL.pattern}|[a-z0-9][\w-]*(?:\.[\w-]+)*"
+    rf"\.(?!(?:jpe?g|png|gif|webp|bmp|tiff?|svg|pdf|heic|avif|ico|jfif)\b)[a-z]{{2,6}}/?)\s*",
     re.IGNORECASE)
-_URL_ONLY = re.compile(rf"\s*(?:{_URL.pattern})\s*", re.IGNORECASE)
 
 _SEPARATORS = " \t-–—|:;,·•/\\_~*=>»«<"
-_MEDIA = r"(?:image|picture|photo(?:graph)?|pic|img|illustration|vector|footage|clip ?art)s?"
+_MEDIA = r"(?:image|picture|photo(?:graph(?:y)?)?|pic|img|illustration|vector|footage|clip ?art)s?"
 _CROP_PREFIX = re.compile(
     rf"^(?:(?:click|tap)(?: here)? to (?:enlarge|zoom|view|see)(?: (?:the )?(?:full[- ]size|larger|"
     rf"bigger|full))?(?: {_MEDIA})?"
     rf"|(?:royalty[- ]free )?stock {_MEDIA}(?: of)?"
     rf"|(?:an? |the )?(?:close[- ]up )?{_MEDIA} (?:of|showing|shows)"
-    rf"|(?:featured|header|hero|main|product|cover|thumbnail) {_MEDIA})(?![\w'])[{re.escape(_SEPARATORS)}]*",
+    rf"|(?:featured|header|hero|main|product|cover|thumbnail) {_MEDIA}(?=\s*(?:[:|–—-]|$))"
+    rf"|{_MEDIA}\s*(?=:))(?![\w'])[{re.escape(_SEPARATORS)}]*",
     re.IGNORECASE)
 _SEP = r"[-–—|:;,·•/\\_~*=>»«<.(\[]"
 _CROP_SUFFIX = re.compile(
-    rf"(?:^|\s*{_SEP}+\s*|\s+(?=(?:royalty|stock|click|tap|©|\(c\))))(?:"
+    rf"(?:\s*{_SEP}+\s*|\s+(?=(?:royalty|stock|click|tap|©|\(c\))))(?:"
     rf"(?:click|tap)(?: here)? to (?:enlarge|zoom|view|see)\b.*"
     rf"|(?:royalty[- ]free )?(?:stock )?{_MEDIA}(?: stock)?(?: {_MEDIA})?(?: (?:and|&) {_MEDIA})?"
     rf"(?: (?:no\.? ?|#)?\d+)?"
     rf"|{_MEDIA}\s*(?:credits?\s*)?(?:by|:|©|courtesy(?: of)?)\s.*"
-    rf"|(?:(?:credits?|courtesy|source|copyright)\b|©|\(c\))\s*(?:of|:|by)?\s*.*"
+    rf"|(?:(?:credits?|courtesy|source|copyright)\s*:|credits? to\b|courtesy of\b|copyright\b|©|\(c\)).*"
     rf"|via \S+(?: \S+)?"
     rf"|(?:getty images|shutterstock|alamy|istock(?:photo)?|dreamstime|depositphotos|123rf|"
     rf"adobe stock)\b.*"
@@ -49,25 +53,26 @@ _CROP_SUFFIX = re.compile(
 _URL_HINT = re.compile(r"\.[^\W\d_]|@|://")
 # Not captions at all: page furniture and generated text that some sites put in alt attributes.
 _DROP_PREFIX = re.compile(
-    r"(?:embedded image permalink|profile (?:photo|picture|pic|image)|avatar|"
-    r"(?:no )?image (?:not )?(?:available|found)|no image|placeholder|"
+    r"(?:embedded image permalink|profile (?:photo|picture|pic|image)|"
+    r"(?:no )?image (?:not )?(?:available|found)|"
     r"(?:google )?image result for|load image into gallery viewer|img - for|image is loading|"
     r"image may contain|image for post|share (?:on|via|this)|(?:click|tap) (?:here|to)|"
     r"type the characters|fork me on github|get it on google play|download on the app store|"
-    r"refer to caption|see adjacent text|powered by|protected by|content loading|loading|"
-    r"\d+ (?:best|top|great|cool|awesome)\b.*\bimages?)\b",
+    r"refer to caption|see adjacent text|content loading|"
+    r"\d+ (?:best|top|great|cool|awesome)\b.*\bimages?)\b"
+    r"|(?:avatar|placeholder|loading|no image|(?:powered|protected) by \S+(?: \S+)?)[\s.…!]*$",
     re.IGNORECASE)
 _DROP_SUFFIX = re.compile(
     r"\b(?:embedded image permalink|profile (?:photo|picture|pic|image)|out of \d stars|"
     r"on pinterest(?: \S+){0,6}|"
     # stock and clip-art sites' keyword titles
-    r"vector (?:image|illustration|graphic|art)s?|royalty[- ]free(?: stock)?(?: \w+){0,2}|"
+    r"vector (?:image|illustration|graphic|art)s?|"
     r"(?:pictures?|photos?|images?) ?& ?(?:pictures?|photos?|images?)|png (?:icon|image|clipart)s?|"
-    r"hd wallpapers?|stock photography|stock photo #?\d+|- jpg)[\s.!]*$",
+    r"hd wallpapers?|- jpg)[\s.!]*$",
     re.IGNORECASE)
 _DROP_SUFFIX_WORDS = frozenset(
-    "permalink profile stars pinterest vector royalty free pictures picture photos photo images image "
-    "png hd wallpaper wallpapers stock photography jpg".split())
+    "permalink profile stars pinterest vector pictures picture photos photo images image png hd "
+    "wallpaper wallpapers jpg".split())
 # Every crop pattern has one of these words; a caption without them skips the regexes.
 _CROP_WORDS = frozenset(
     "stock click tap photo photos photograph photographs image images picture pictures pic pics img "

@@ -25,7 +25,7 @@ from filters.english import (
     cased_letter_tokens,
     letter_tokens,
 )
-from filters.text_clean import drop_phrase
+from filters.text_clean import drop_phrase, is_url_only
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ _CAMERA = re.compile(
     r"|screen ?shot[\s_\-]*(?:\(?\d+\)?|\d{4}\D\d\d\D\d\d.*)", re.IGNORECASE)
 _SLUG = re.compile(r"[^\W_]+(?:[-_.][^\W_]*)+")  # no spaces: featured-1, my_photo_final
 _HASHTAG = re.compile(r"(?:^|\s)#[^\W\d_]")
+_DIGIT = re.compile(r"\d")
 _SEO_SPLIT = re.compile(r"\s*(?:[|,;/•·»>~+]|\s[-–—]\s)\s*")
 _SEO_SEPARATOR = re.compile(r"[|,;/•·»>~+–—]| - ")
 
@@ -216,6 +217,8 @@ class TextRules:
         phrase = drop_phrase(caption, c.tokens)
         if phrase:
             return ("boilerplate", phrase), c
+        if len(c.words) == 1 and "." in caption and is_url_only(caption):
+            return ("url_only", caption), c
         return _first_failure(self.form_checks, c), c
 
     def check_words(self, c: _Caption | None, language: tuple[str | None, float | None]
@@ -272,6 +275,11 @@ class TextRules:
     def _load_profanity(self) -> None:
         terms = lexicons.profanity_terms(tuple(self.settings.profanity_lists))
         terms -= {" ".join(t.lower().split()) for t in self.settings.profanity_allow}
+        # Terms with digits ("2g1c") cannot match letter runs: a regex looks for them, and only in
+        # captions with a digit.
+        with_digits = sorted(t for t in terms if _DIGIT.search(t))
+        self.digit_terms = re.compile("|".join(rf"\b{re.escape(t)}\b" for t in with_digits)) if with_digits else None
+        terms = terms.difference(with_digits)
         self.bad_words = frozenset(t for t in terms if " " not in t)
         phrases: dict[str, list[tuple[str, ...]]] = {}
         for term in terms:
@@ -286,6 +294,10 @@ class TextRules:
         hit = self.bad_words.intersection(tokens)
         if hit:
             return min(hit)
+        if self.digit_terms is not None and _DIGIT.search(c.text):
+            found = self.digit_terms.search(" ".join(c.lowered.split()))
+            if found:
+                return found.group(0)
         if self.phrase_starts.isdisjoint(tokens):
             return None
         for i, token in enumerate(tokens):
