@@ -1,7 +1,7 @@
 """Captions per second, one core: altcap's whole text stage against fastText alone.
 
 "altcap" is the full preset (cleaning, every rule, fastText language ID on the captions that pass
-the rules on form); "fastText alone" is ``lid.176.ftz`` predicting every caption of the same list
+the rules on form) in batches of ``text.batch_size`` as the pipeline runs it; "fastText alone" is ``lid.176.ftz`` predicting every caption of the same list
 in one batched call, which is the floor any fastText-based filter pays. Inputs: the 10,000 raw web
 alt-texts of img2dataset's test parquet (most of them fail early, as on real crawls) and the
 labelled clean human captions under tests/data/text (every rule runs on those). Runs alternate;
@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from filters.langid import LanguageIdentifier, model_path
 from filters.text_filter import TextFilter
 from filters.text_presets import PRESETS
+from pipeline.config import TextConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 REALDATA = Path(os.environ.get("ALTCAP_REALDATA", ROOT.parent / "shared" / "realdata"))
@@ -57,8 +58,11 @@ def main() -> None:
     text_filter = TextFilter(PRESETS[args.preset])
     fasttext_alone = LanguageIdentifier(model_path())
 
+    batch = TextConfig().batch_size  # what the pipeline hands the stage at a time
+
     def ours(items):
-        text_filter.check_batch(items)
+        for start in range(0, len(items), batch):
+            text_filter.check_batch(items[start:start + batch])
 
     def theirs(items):
         fasttext_alone.model.predict([" ".join(t.split()) for t in items], k=1)

@@ -116,11 +116,12 @@ class LanguageIdentifier:
 
         Texts are lower-cased first: lid.176 takes short capitalised English titles for German
         ("Rescued Dog In Hat"), and lower case raises English recall on real captions."""
-        lines = [t.lower() if "\n" not in t else " ".join(t.lower().split()) for t in texts]
-        labels, probs = self.model.predict(lines, k=1, on_unicode_error="replace")
+        lines = [t.lower() + "\n" if "\n" not in t else " ".join(t.lower().split()) + "\n" for t in texts]
+        # The batched call under fasttext's predict(list), without its per-line Python checks.
+        labels, probs = self.model.f.multilinePredict(lines, 1, 0.0, "replace")
         prior = self.prior
-        return [(label[0][_LABEL:], round(float(prob[0]), 4)) if line and prob[0] != prior else (None, None)
-                for line, label, prob in zip(lines, labels, probs)]
+        return [(label[0][_LABEL:], round(float(prob[0]), 4)) if prob[0] != prior else (None, None)
+                for label, prob in zip(labels, probs)]
 
 
 if __name__ == "__main__":  # python -m filters.langid WHEEL [DEST]: used by the Makefile

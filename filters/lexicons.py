@@ -22,6 +22,13 @@ POS_FILES = {"n": "index.noun", "v": "index.verb", "a": "index.adj", "r": "index
 PROFANITY_LISTS = ("banned_words", "banned_subwords", "soft_banned_words")
 
 
+def word_set(words) -> dict[str, None]:
+    """A set of words as a dict of str -> None. CPython's garbage collector does not track a dict
+    of strings, but it walks every element of a (frozen)set on each full collection: with
+    several 100k-word sets that walk dominated the text stage."""
+    return dict.fromkeys(words)
+
+
 class LexiconError(RuntimeError):
     """A package that holds an offline word list is missing or unreadable."""
 
@@ -102,13 +109,13 @@ def parts_of_speech() -> dict[str, tuple[str, frozenset]]:
 
 
 @functools.lru_cache(maxsize=1)
-def word_classes() -> tuple[frozenset, frozenset, frozenset]:
+def word_classes() -> tuple[dict, dict, dict]:
     """(forms that can be nouns, forms mostly verbs, forms mostly something else than nouns),
-    as sets: the rules only need set operations."""
+    as ``word_set``s: the rules only need membership."""
     pos = parts_of_speech()
-    return (frozenset(w for w, (_, every) in pos.items() if "n" in every),
-            frozenset(w for w, (top, _) in pos.items() if top == "v"),
-            frozenset(w for w, (top, _) in pos.items() if top != "n"))
+    return (word_set(w for w, (_, every) in pos.items() if "n" in every),
+            word_set(w for w, (top, _) in pos.items() if top == "v"),
+            word_set(w for w, (top, _) in pos.items() if top != "n"))
 
 
 def zipf_to_frequency(zipf: float) -> float:
@@ -117,15 +124,15 @@ def zipf_to_frequency(zipf: float) -> float:
 
 
 @functools.lru_cache(maxsize=4)
-def known_words(min_zipf: float) -> frozenset[str]:
+def known_words(min_zipf: float) -> dict[str, None]:
     """Lower-case English words at least as frequent as ``min_zipf`` in wordfreq's large list."""
     try:
         import wordfreq
     except ImportError as err:
         raise LexiconError("the 'wordfreq' package is not installed") from err
     floor = zipf_to_frequency(min_zipf) * 0.999  # wordfreq rounds to 0.01 Zipf
-    return frozenset(word for word, freq in wordfreq.get_frequency_dict("en", "large").items()
-                     if freq >= floor)
+    return word_set(word for word, freq in wordfreq.get_frequency_dict("en", "large").items()
+                    if freq >= floor)
 
 
 @functools.lru_cache(maxsize=8)

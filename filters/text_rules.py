@@ -189,9 +189,9 @@ class TextRules:
                              f"(known: {', '.join(REQUIRED_WORDS)})")
         if s.required_words or s.max_noun_ratio is not None:
             nouns, mostly_verbs, mostly_not_nouns = lexicons.word_classes()
-            self.nouns = nouns - FUNCTION_WORDS
-            self.verbs = mostly_verbs - FUNCTION_WORDS
-            self.not_nouns = FUNCTION_WORDS | mostly_not_nouns
+            self.nouns = lexicons.word_set(w for w in nouns if w not in FUNCTION_WORDS).keys()
+            self.verbs = lexicons.word_set(w for w in mostly_verbs if w not in FUNCTION_WORDS).keys()
+            self.not_nouns = lexicons.word_set([*FUNCTION_WORDS, *mostly_not_nouns])
             self.linking = DETERMINERS | PREPOSITIONS | CONJUNCTIONS
             self.checks.append(("linguistic", self._linguistic))
         if s.min_word_zipf is not None:
@@ -333,7 +333,7 @@ class TextRules:
         """Lower-case words wordfreq does not list, beyond the allowance; capitalised words are
         names, which the hypernymizer deals with."""
         known = self.known
-        if known.issuperset(c.tokens):
+        if all(map(known.__contains__, c.tokens)):
             return None
         allowed = self.settings.rare_words_per_8 * len(c.words) // 8
         rare = []
