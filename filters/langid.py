@@ -108,7 +108,7 @@ class LanguageIdentifier:
         # lid.176.ftz is quantized with a pruned vocabulary: for some short texts none of their
         # words or character n-grams are left and the model answers its prior, the same as for
         # an empty line. That answer says nothing about the text.
-        self.prior = self.model.f.multilinePredict(["\n"], 1, 0.0, "replace")[1][0][0]
+        self.prior = self.model.f.predict("\n", 1, 0.0, "replace")[0][0]
 
     def predict(self, texts: list[str]) -> list[tuple[str | None, float | None]]:
         """(language code, probability) per text; (None, None) for a text with no characters
@@ -116,12 +116,13 @@ class LanguageIdentifier:
 
         Texts are lower-cased first: lid.176 takes short capitalised English titles for German
         ("Rescued Dog In Hat"), and lower case raises English recall on real captions."""
-        lines = [t.lower() + "\n" if "\n" not in t else " ".join(t.lower().split()) + "\n" for t in texts]
-        # The batched call under fasttext's predict(list), without its per-line Python checks.
-        labels, probs = self.model.f.multilinePredict(lines, 1, 0.0, "replace")
-        prior = self.prior
-        return [(label[0][_LABEL:], round(float(prob[0]), 4)) if prob[0] != prior else (None, None)
-                for label, prob in zip(labels, probs)]
+        predict, prior, found = self.model.f.predict, self.prior, []
+        for text in texts:
+            line = text.lower() + "\n" if "\n" not in text else " ".join(text.lower().split()) + "\n"
+            # fasttext's own predict(list) wraps this call in per-line checks and NumPy arrays
+            [(prob, label)] = predict(line, 1, 0.0, "replace")
+            found.append((label[_LABEL:], round(prob, 4)) if prob != prior else (None, None))
+        return found
 
 
 if __name__ == "__main__":  # python -m filters.langid WHEEL [DEST]: used by the Makefile

@@ -70,6 +70,9 @@ _DROP_SUFFIX = re.compile(
     r"(?:pictures?|photos?|images?) ?& ?(?:pictures?|photos?|images?)|png (?:icon|image|clipart)s?|"
     r"hd wallpapers?|- jpg)[\s.!]*$",
     re.IGNORECASE)
+_DROP_FIRST_WORDS = frozenset(  # every _DROP_PREFIX phrase starts with one of these (or digits)
+    "embedded profile no image google load img share click tap type fork get download refer see "
+    "content avatar placeholder loading powered protected".split())
 _DROP_SUFFIX_WORDS = frozenset(
     "permalink profile stars pinterest vector pictures picture photos photo images image png hd "
     "wallpaper wallpapers jpg".split())
@@ -109,10 +112,12 @@ def _crop_boilerplate(text: str) -> tuple[str, list[str] | None]:
 
 def clean_with_tokens(text: str) -> tuple[str, list[str] | None]:
     """``clean_caption`` and, when it was cheap to keep, the caption's lower-case letter runs."""
-    text = _fix_encoding(text)
+    if "&" in text or not text.isascii():
+        text = _fix_encoding(text)
     if _URL_HINT.search(text):
         text = _URL.sub(" ", text)
-    text = " ".join(text.split())
+    if "  " in text or text[:1] == " " or text[-1:] == " " or not text.isprintable():
+        text = " ".join(text.split())  # other whitespace than single spaces is not printable
     return _crop_boilerplate(text) if text else (text, [])
 
 
@@ -130,9 +135,12 @@ def is_url_only(text: str) -> bool:
 def drop_phrase(text: str, tokens: list[str] | None = None) -> str | None:
     """The boilerplate phrase that makes a text no caption at all, if it has one. ``tokens``: the
     text's lower-case letter runs, when the caller has them."""
-    found = _DROP_PREFIX.match(text)
+    tokens = letter_tokens(text.lower()) if tokens is None else tokens
+    found = None
+    if tokens and tokens[0] in _DROP_FIRST_WORDS or text[:1].isdigit():
+        found = _DROP_PREFIX.match(text)
     if found is None:
-        if _DROP_SUFFIX_WORDS.isdisjoint(letter_tokens(text.lower()) if tokens is None else tokens):
+        if _DROP_SUFFIX_WORDS.isdisjoint(tokens):
             return None
         found = _DROP_SUFFIX.search(text)
     return found.group(0).strip() if found else None

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from dataclasses import dataclass
 
 from filters.langid import LanguageIdentifier, model_path
 from filters.text_clean import clean_with_tokens, is_url_only
 from filters.text_rules import TextRules, TextRuleSettings
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Checking a batch makes ~10 small objects per caption and no reference cycles; CPython's
+    cycle collector, run every 700 allocations, cost ~10% of the stage. Reference counting
+    frees everything as usual; the collector runs again after the batch."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(slots=True)
@@ -34,6 +50,10 @@ class TextFilter:
     def check_batch(self, texts: list[str]) -> list[TextVerdict]:
         """One verdict per text. Language ID runs once for the batch, on the captions that pass
         the rules on form: a text rejected as a file name or keyword list has no ``lang``."""
+        with _collector_paused():
+            return self._check_batch(texts)
+
+    def _check_batch(self, texts: list[str]) -> list[TextVerdict]:
         verdicts: list[TextVerdict] = []
         pending = []  # (index, cut-up caption) waiting for language ID
         for raw in texts:

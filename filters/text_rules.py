@@ -148,8 +148,8 @@ def word_repetition(content: list[str]) -> float:
 
 def capitalized_share(words: list[str]) -> float:
     """Share of words starting with a capital among words starting with a letter (5+, else 0)."""
-    starts = [w[0] for w in words if w[0].isalpha()]
-    return sum(map(str.isupper, starts)) / len(starts) if len(starts) >= 5 else 0.0
+    starts = sum(1 for w in words if w[0].isalpha())
+    return sum(1 for w in words if w[0].isupper()) / starts if starts >= 5 else 0.0
 
 
 class TextRules:
@@ -291,9 +291,8 @@ class TextRules:
 
     def _profanity(self, c: _Caption) -> str | None:
         tokens = c.tokens
-        hit = self.bad_words.intersection(tokens)
-        if hit:
-            return min(hit)
+        if not self.bad_words.isdisjoint(tokens):
+            return min(self.bad_words.intersection(tokens))
         if self.digit_terms is not None and _DIGIT.search(c.text):
             found = self.digit_terms.search(" ".join(c.lowered.split()))
             if found:
