@@ -1,11 +1,14 @@
 """Captions per second, one core: altcap's whole text stage against fastText alone.
 
 "altcap" is the full preset (cleaning, every rule, fastText language ID on the captions that pass
-the rules on form) in batches of ``text.batch_size``, as the pipeline runs it; "fastText alone"
+the rules on form) in batches of ``text.batch_size``, as the pipeline runs it. "fastText alone"
 is ``lid.176.ftz`` predicting every caption of the same list with the call altcap makes (the
-fastest way into fastText from Python), the floor any fastText-based filter pays. Inputs: the 10,000 raw web alt-texts of img2dataset's test parquet
-(most of them fail early, as on real crawls) and the labelled clean human captions under
-tests/data/text (every rule runs on those). Runs alternate; the best of ``--runs`` is kept.
+fastest way into fastText from Python): the floor any fastText-based filter pays.
+
+Inputs: the 10,000 raw web alt-texts of img2dataset's test parquet (most fail early, as on real
+crawls) and the labelled clean human captions under tests/data/text (every rule runs on those).
+The process is pinned to one core; rates are per CPU second (time a shared machine takes away
+does not count); runs alternate and the best of ``--runs`` is kept.
 
     .venv/bin/python benchmarks/text.py [--runs 5] [--preset cc3m]
 """
