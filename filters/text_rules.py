@@ -148,8 +148,9 @@ def word_repetition(content: list[str]) -> float:
 
 def capitalized_share(words: list[str]) -> float:
     """Share of words starting with a capital among words starting with a letter (5+, else 0)."""
-    starts = sum(1 for w in words if w[0].isalpha())
-    return sum(1 for w in words if w[0].isupper()) / starts if starts >= 5 else 0.0
+    firsts = "".join([w[0] for w in words])
+    starts = sum(map(str.isalpha, firsts))
+    return sum(map(str.isupper, firsts)) / starts if starts >= 5 else 0.0
 
 
 class TextRules:
@@ -310,15 +311,13 @@ class TextRules:
         tokens = c.tokens
         required = s.required_words
         if required:
-            def determiner():
-                return not DETERMINERS.isdisjoint(tokens) or any(w[:1].isdigit() for w in c.words)
-
-            if "determiner" in required and not determiner():
+            determiner = not DETERMINERS.isdisjoint(tokens) or _has_number(c.words)
+            if "determiner" in required and not determiner:
                 return "no_determiner", ""
             if "preposition" in required and PREPOSITIONS.isdisjoint(tokens):
                 return "no_preposition", ""
-            if "linking_word" in required and self.linking.isdisjoint(tokens) and \
-                    self.verbs.isdisjoint(tokens) and not determiner():
+            if "linking_word" in required and not determiner and self.linking.isdisjoint(tokens) \
+                    and self.verbs.isdisjoint(tokens):
                 return "no_linking_word", "a list of nouns and adjectives"
             if "noun" in required and self.nouns.isdisjoint(tokens):
                 return "no_noun", ""
@@ -342,6 +341,11 @@ class TextRules:
                 if len(rare) > allowed:
                     return ", ".join(rare)
         return None
+
+
+def _has_number(words: list[str]) -> bool:
+    """A word starting with a digit: "2 dogs" has a cardinal where a determiner would be."""
+    return not "".join([w[0] for w in words]).isalpha() and any(w[0].isdigit() for w in words)
 
 
 def _first_failure(checks, c: _Caption) -> tuple[str, str] | None:
