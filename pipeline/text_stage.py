@@ -1,7 +1,8 @@
 """The text stage in Beam: caption rules and language ID on batches, then the run-wide repeat cut.
 
 It runs on the candidates straight from the sources, before URL dedup and before any image is
-fetched. Every record leaves with ``caption`` (cleaned), ``lang`` and ``lang_score``.
+fetched. Every record leaves with ``caption`` (cleaned), ``lang`` and ``lang_score`` (null for a
+caption rejected on its form before language ID, or one the model has no evidence on).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from filters.text_filter import TextFilter
 from pipeline.config import config_from_dict, text_rule_settings
 from pipeline.funnel import counter_name
 from pipeline.metrics import count
-
-REJECTED = "rejected"
+from pipeline.sources import REJECTED
 
 
 def text_key(caption: str) -> str:
