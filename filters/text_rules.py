@@ -57,6 +57,16 @@ class TextRuleSettings:
     languages: tuple = ()  # fastText language codes that pass; empty: any
     min_lang_score: float = 0.0
 
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, one line per problem; empty when none."""
+        found = []
+        for name, value, known in (("required_words", self.required_words, REQUIRED_WORDS),
+                                   ("profanity_lists", self.profanity_lists, lexicons.PROFANITY_LISTS)):
+            unknown = set(value) - set(known)
+            if unknown:
+                found.append(f"{name}: unknown {', '.join(sorted(unknown))} (known: {', '.join(known)})")
+        return found
+
     def replace(self, **changes) -> TextRuleSettings:
         return dataclasses.replace(self, **changes)
 
@@ -64,7 +74,7 @@ class TextRuleSettings:
 class _Caption:
     """One caption cut up once for every rule."""
 
-    __slots__ = ("text", "lowered", "words", "tokens", "_content")
+    __slots__ = ("text", "lowered", "words", "tokens", "_content", "_firsts")
 
     def __init__(self, text: str, tokens: list[str] | None = None):
         self.text = text
@@ -72,6 +82,14 @@ class _Caption:
         self.words = text.split()
         self.tokens = letter_tokens(self.lowered) if tokens is None else tokens  # lower-case letter runs
         self._content = None
+        self._firsts = None
+
+    @property
+    def firsts(self) -> str:
+        """The first character of every word."""
+        if self._firsts is None:
+            self._firsts = "".join([w[0] for w in self.words])
+        return self._firsts
 
     @property
     def content(self) -> list[str]:
@@ -146,9 +164,9 @@ def word_repetition(content: list[str]) -> float:
     return 1.0 - len(set(content)) / len(content) if len(content) >= 5 else 0.0
 
 
-def capitalized_share(words: list[str]) -> float:
-    """Share of words starting with a capital among words starting with a letter (5+, else 0)."""
-    firsts = "".join([w[0] for w in words])
+def capitalized_share(firsts: str) -> float:
+    """Share of words starting with a capital among words starting with a letter (5+, else 0),
+    from the first characters of the words."""
     starts = sum(map(str.isalpha, firsts))
     return sum(map(str.isupper, firsts)) / starts if starts >= 5 else 0.0
 
@@ -157,37 +175,36 @@ class TextRules:
     """The rules a ``TextRuleSettings`` switches on, ready to check captions."""
 
     def __init__(self, settings: TextRuleSettings):
+        if settings.problems():
+            raise ValueError("; ".join(settings.problems()))
         self.settings = settings
         s = settings
-        # (reason, function of _Caption returning a detail, a (reason, detail) pair or None)
+        # (reason, function of _Caption returning a detail, a (reason, detail) pair or None):
+        # form_checks run before language ID, checks (the ones that look words up) after it.
+        self.form_checks = []
         self.checks = []
         if s.file_names:
-            self.checks.append(("file_name", _file_name))
+            self.form_checks.append(("file_name", _file_name))
         if any(v is not None for v in (s.min_chars, s.max_chars, s.min_words, s.max_words)):
-            self.checks.append(("length", self._length))
+            self.form_checks.append(("length", self._length))
         if s.max_hashtags is not None:
-            self.checks.append(("hashtags", self._hashtags))
+            self.form_checks.append(("hashtags", self._hashtags))
         if s.all_caps:
-            self.checks.append(("all_caps", _all_caps))
+            self.form_checks.append(("all_caps", _all_caps))
         if s.first_word_capitalized:
-            self.checks.append(("first_word_lowercase", lambda c: c.words[0]
+            self.form_checks.append(("first_word_lowercase", lambda c: c.words[0]
                                 if c.words and c.words[0][:1].islower() else None))
         if s.max_capitalized is not None:
-            self.checks.append(("title_case", self._title_case))
+            self.form_checks.append(("title_case", self._title_case))
         if s.seo:
-            self.checks.append(("seo_keywords", _seo))
+            self.form_checks.append(("seo_keywords", _seo))
         if s.max_word_repetition is not None:
-            self.checks.append(("word_repetition", self._repetition))
+            self.form_checks.append(("word_repetition", self._repetition))
         if s.min_unique_words is not None:
-            self.checks.append(("low_unique_words", self._unique))
-        self.form_checks, self.checks = self.checks, []
+            self.form_checks.append(("low_unique_words", self._unique))
         if s.profanity:
             self._load_profanity()
             self.checks.append(("profanity", self._profanity))
-        unknown = set(s.required_words) - set(REQUIRED_WORDS)
-        if unknown:
-            raise ValueError(f"required_words: unknown {', '.join(sorted(unknown))} "
-                             f"(known: {', '.join(REQUIRED_WORDS)})")
         if s.required_words or s.max_noun_ratio is not None:
             nouns, mostly_verbs, mostly_not_nouns = lexicons.word_classes()
             self.nouns = lexicons.word_set(w for w in nouns if w not in FUNCTION_WORDS).keys()
@@ -259,7 +276,7 @@ class TextRules:
     def _title_case(self, c: _Caption) -> str | None:
         if len(c.words) < 5:
             return None
-        share = capitalized_share(c.words)
+        share = capitalized_share(c.firsts)
         return f"{share:.2f} of words capitalised" if share > self.settings.max_capitalized else None
 
     def _repetition(self, c: _Caption) -> str | None:
@@ -311,7 +328,7 @@ class TextRules:
         tokens = c.tokens
         required = s.required_words
         if required:
-            determiner = not DETERMINERS.isdisjoint(tokens) or _has_number(c.words)
+            determiner = not DETERMINERS.isdisjoint(tokens) or _has_number(c.firsts)
             if "determiner" in required and not determiner:
                 return "no_determiner", ""
             if "preposition" in required and PREPOSITIONS.isdisjoint(tokens):
@@ -343,9 +360,9 @@ class TextRules:
         return None
 
 
-def _has_number(words: list[str]) -> bool:
+def _has_number(firsts: str) -> bool:
     """A word starting with a digit: "2 dogs" has a cardinal where a determiner would be."""
-    return not "".join([w[0] for w in words]).isalpha() and any(w[0].isdigit() for w in words)
+    return not firsts.isalpha() and any(map(str.isdigit, firsts))
 
 
 def _first_failure(checks, c: _Caption) -> tuple[str, str] | None:

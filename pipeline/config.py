@@ -16,9 +16,8 @@ from typing import Any
 
 import yaml
 
-from filters.lexicons import PROFANITY_LISTS
 from filters.text_presets import DEFAULT_PRESET, PRESETS, preset
-from filters.text_rules import REQUIRED_WORDS, TextRuleSettings
+from filters.text_rules import TextRuleSettings
 
 
 class ConfigError(ValueError):
@@ -240,14 +239,8 @@ def _check(config: Config) -> None:
     if config.text.max_repeats < 0 or config.text.batch_size <= 0:
         raise ConfigError("text.max_repeats must be >= 0 and text.batch_size > 0")
     rules = text_rule_settings(config.text)
-    unknown = set(rules.required_words) - set(REQUIRED_WORDS)
-    if unknown:
-        raise ConfigError(f"text.required_words: unknown {', '.join(sorted(unknown))} "
-                          f"(known: {', '.join(REQUIRED_WORDS)})")
-    unknown = set(rules.profanity_lists) - set(PROFANITY_LISTS)
-    if unknown:
-        raise ConfigError(f"text.profanity_lists: unknown {', '.join(sorted(unknown))} "
-                          f"(known: {', '.join(PROFANITY_LISTS)})")
+    if rules.problems():
+        raise ConfigError("; ".join(f"text.{problem}" for problem in rules.problems()))
     for name in ("min_chars", "max_chars", "min_words", "max_words", "max_hashtags"):
         if (getattr(rules, name) or 0) < 0:
             raise ConfigError(f"text.{name} must be >= 0")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SAMPLE_SCHEMA = pa.schema([
-    ("key", pa.string()),
+# Where a candidate came from and what its text is: samples and rejects both carry these.
+_CANDIDATE_COLUMNS = [
     ("url", pa.string()),
     ("caption", pa.string()),
     ("page_url", pa.string()),
@@ -18,6 +18,11 @@ SAMPLE_SCHEMA = pa.schema([
     ("source", pa.string()),
     ("lang", pa.string()),
     ("lang_score", pa.float32()),
+]
+
+SAMPLE_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    *_CANDIDATE_COLUMNS,
     ("width", pa.int32()),
     ("height", pa.int32()),
     ("original_width", pa.int32()),
@@ -34,13 +39,7 @@ REJECT_SCHEMA = pa.schema([
     ("stage", pa.string()),
     ("reason", pa.string()),
     ("detail", pa.string()),
-    ("url", pa.string()),
-    ("caption", pa.string()),
-    ("page_url", pa.string()),
-    ("alt_raw", pa.string()),
-    ("source", pa.string()),
-    ("lang", pa.string()),
-    ("lang_score", pa.float32()),
+    *_CANDIDATE_COLUMNS,
     ("http_status", pa.int32()),
     ("width", pa.int32()),
     ("height", pa.int32()),
