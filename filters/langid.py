@@ -109,6 +109,7 @@ class LanguageIdentifier:
         # words or character n-grams are left and the model answers its prior, the same as for
         # an empty line. That answer says nothing about the text.
         self.prior = self.model.f.predict("\n", 1, 0.0, "replace")[0][0]
+        self.codes = {label: label[_LABEL:] for label in self.model.get_labels()}  # "__label__en" -> "en"
 
     def predict(self, texts: list[str]) -> list[tuple[str | None, float | None]]:
         """(language code, probability) per text; (None, None) for a text with no characters
@@ -116,12 +117,12 @@ class LanguageIdentifier:
 
         Texts are lower-cased first: lid.176 takes short capitalised English titles for German
         ("Rescued Dog In Hat"), and lower case raises English recall on real captions."""
-        predict, prior, found = self.model.f.predict, self.prior, []
+        predict, prior, codes, found = self.model.f.predict, self.prior, self.codes, []
         for text in texts:
             line = text.lower() + "\n" if "\n" not in text else " ".join(text.lower().split()) + "\n"
             # fasttext's own predict(list) wraps this call in per-line checks and NumPy arrays
             [(prob, label)] = predict(line, 1, 0.0, "replace")
-            found.append((label[_LABEL:], round(prob, 4)) if prob != prior else (None, None))
+            found.append((codes[label], prob) if prob != prior else (None, None))
         return found
 
 

@@ -50,7 +50,7 @@ _CROP_SUFFIX = re.compile(
     rf"adobe stock)\b.*"
     rf")[\s.)\]]*$",
     re.IGNORECASE)
-_URL_HINT = re.compile(r"\.[^\W\d_]|@|://")
+_DOT_LETTER = re.compile(r"\.[^\W\d_]")  # with "@" and "://": the text may hold an address
 # Not captions at all: page furniture and generated text that some sites put in alt attributes.
 _DROP_PREFIX = re.compile(
     r"(?:embedded image permalink|profile (?:photo|picture|pic|image)|"
@@ -114,7 +114,7 @@ def clean_with_tokens(text: str) -> tuple[str, list[str] | None]:
     """``clean_caption`` and, when it was cheap to keep, the caption's lower-case letter runs."""
     if "&" in text or not text.isascii():
         text = _fix_encoding(text)
-    if _URL_HINT.search(text):
+    if "@" in text or "://" in text or "." in text and _DOT_LETTER.search(text):
         text = _URL.sub(" ", text)
     if "  " in text or text[:1] == " " or text[-1:] == " " or not text.isprintable():
         text = " ".join(text.split())  # other whitespace than single spaces is not printable

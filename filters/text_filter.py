@@ -47,11 +47,22 @@ class TextFilter:
         self.rules = TextRules(settings)
         self.lid = LanguageIdentifier(model_path(lang_model))
 
+    # Texts are checked in chunks this small: each phase below (cleaning and the rules on form,
+    # language ID, the word rules) then finds the chunk's captions still in the CPU's cache. On a
+    # 1 MB L2 core, chunks of 16-192 ran ~17% faster than chunks of 256 or more.
+    CHUNK = 64
+
     def check_batch(self, texts: list[str]) -> list[TextVerdict]:
-        """One verdict per text. Language ID runs once for the batch, on the captions that pass
-        the rules on form: a text rejected as a file name or keyword list has no ``lang``."""
+        """One verdict per text. Language ID runs on the captions that pass the rules on form: a
+        text rejected as a file name or keyword list has no ``lang``."""
+        chunk = self.CHUNK
         with _collector_paused():
-            return self._check_batch(texts)
+            if len(texts) <= chunk:
+                return self._check_batch(texts)
+            verdicts: list[TextVerdict] = []
+            for start in range(0, len(texts), chunk):
+                verdicts += self._check_batch(texts[start:start + chunk])
+            return verdicts
 
     def _check_batch(self, texts: list[str]) -> list[TextVerdict]:
         verdicts: list[TextVerdict] = []

@@ -11,9 +11,13 @@ expressions: the whole stage has a budget of ~20 microseconds per caption.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import reduce
+from itertools import repeat
+from operator import and_, or_
 
 from filters import lexicons
 from filters.english import (
@@ -74,7 +78,7 @@ class TextRuleSettings:
 class _Caption:
     """One caption cut up once for every rule."""
 
-    __slots__ = ("text", "lowered", "words", "tokens", "_content", "_firsts")
+    __slots__ = ("text", "lowered", "words", "tokens", "_content", "_distinct", "_firsts", "flags", "kinds")
 
     def __init__(self, text: str, tokens: list[str] | None = None):
         self.text = text
@@ -82,7 +86,15 @@ class _Caption:
         self.words = text.split()
         self.tokens = letter_tokens(self.lowered) if tokens is None else tokens  # lower-case letter runs
         self._content = None
+        self._distinct = 0
         self._firsts = None
+        self.flags: list[int] | tuple = ()  # per token, its lexicon bits (set before the word rules)
+        self.kinds = 0  # the union of flags
+
+    def look_up(self, lexicon: dict[str, int]) -> None:
+        """Each token's bits in ``lexicon``: one lookup per token serves every word rule."""
+        self.flags = list(map(lexicon.get, self.tokens, repeat(0)))
+        self.kinds = reduce(or_, self.flags, 0)
 
     @property
     def firsts(self) -> str:
@@ -97,7 +109,15 @@ class _Caption:
         if self._content is None:
             self._content = [t[:-1] if t[-1] == "s" else t for t in self.tokens
                              if len(t) > 1 and t not in FUNCTION_WORDS]
+            self._distinct = len(set(self._content))
         return self._content
+
+    @property
+    def distinct_content(self) -> int:
+        """How many different content words."""
+        if self._content is None:
+            _ = self.content  # counts them too
+        return self._distinct
 
 
 REQUIRED_WORDS = ("noun", "determiner", "preposition", "linking_word")
@@ -110,8 +130,52 @@ _CAMERA = re.compile(
 _SLUG = re.compile(r"[^\W_]+(?:[-_.][^\W_]*)+")  # no spaces: featured-1, my_photo_final
 _HASHTAG = re.compile(r"(?:^|\s)#[^\W\d_]")
 _DIGIT = re.compile(r"\d")
+_DIGITS = b"0123456789"
+_ASCII_UPPER = bytes(range(ord("A"), ord("Z") + 1))
 _SEO_SPLIT = re.compile(r"\s*(?:[|,;/•·»>~+]|\s[-–—]\s)\s*")
-_SEO_SEPARATOR = re.compile(r"[|,;/•·»>~+–—]| - ")
+_SEO_SEPARATOR = re.compile(r"[|,;/•·»>~+–—]")  # and " - "
+_ASCII_SEO_SEPARATORS = b"|,;/>~+"
+
+
+# What the word rules need to know about a word, as bits of its entry in one lexicon dict: a
+# single lookup per token instead of one per rule and word list (the lists are large enough that
+# each lookup misses the CPU cache). NOT_NOUN is bit 0 so that summing ``flag & NOT_NOUN`` counts.
+NOT_NOUN, KNOWN, NOUN, VERB, DETERMINER, PREPOSITION, LINKING, BAD_WORD, BAD_PHRASE_START = (
+    1 << bit for bit in range(9))
+
+
+@functools.lru_cache(maxsize=8)
+def _lexicon(min_zipf: float | None, linguistic: bool, bad_words: frozenset, bad_phrase_starts: frozenset
+             ) -> dict[str, int]:
+    """word -> bits, for the word rules that are on (shared by rules with the same word lists)."""
+    lexicon = dict.fromkeys(lexicons.known_words(min_zipf), KNOWN) if min_zipf is not None else {}
+
+    def mark(words, bit: int) -> None:
+        for word in words:
+            lexicon[word] = lexicon.get(word, 0) | bit
+
+    if linguistic:
+        nouns, mostly_verbs, mostly_not_nouns = lexicons.word_classes()
+        mark((w for w in nouns if w not in FUNCTION_WORDS), NOUN)
+        mark((w for w in mostly_verbs if w not in FUNCTION_WORDS), VERB | LINKING)
+        mark(FUNCTION_WORDS, NOT_NOUN)
+        mark(mostly_not_nouns, NOT_NOUN)
+        mark(DETERMINERS, DETERMINER | LINKING)
+        mark(PREPOSITIONS, PREPOSITION | LINKING)
+        mark(CONJUNCTIONS, LINKING)
+    mark(bad_words, BAD_WORD)
+    mark(bad_phrase_starts, BAD_PHRASE_START)
+    return lexicon
+
+
+def _ascii_count(text: str, chars: bytes) -> int:
+    """How many of ``chars`` the ASCII ``text`` holds (bytes.translate counts fastest)."""
+    return len(text) - len(text.encode().translate(None, chars))
+
+
+def _count(text: str, ascii_chars: bytes, pattern: re.Pattern) -> int:
+    """Matches of the one-character ``pattern``, counted as ``ascii_chars`` in ASCII text."""
+    return _ascii_count(text, ascii_chars) if text.isascii() else len(pattern.findall(text))
 
 
 def _file_name(c: _Caption) -> str | None:
@@ -142,13 +206,13 @@ def _seo(c: _Caption) -> str | None:
     """Keyword lists: 4+ short separated segments with few function words, one keyword making up
     a large share of the words, or shop and download words without any article."""
     tokens, text = c.tokens, c.text
-    if len(_SEO_SEPARATOR.findall(text)) >= 3:
+    if _count(text, _ASCII_SEO_SEPARATORS, _SEO_SEPARATOR) + text.count(" - ") >= 3:
         segments = [s for s in _SEO_SPLIT.split(text) if s]
         if len(segments) >= 4 and len(c.words) / len(segments) <= 3 and (
                 len(tokens) - len(c.content) < 0.2 * len(tokens)):
             return f"{len(segments)} short segments"
     content = c.content
-    if len(content) - len(set(content)) >= 2:
+    if len(content) - c.distinct_content >= 2:
         token, times = Counter(content).most_common(1)[0]
         if times >= 3 and times >= 0.15 * len(tokens):
             return f"{token!r} x{times}"
@@ -159,9 +223,10 @@ def _seo(c: _Caption) -> str | None:
     return None
 
 
-def word_repetition(content: list[str]) -> float:
+def word_repetition(c: _Caption) -> float:
     """Share of content words that repeat an earlier one (5+ content words, else 0)."""
-    return 1.0 - len(set(content)) / len(content) if len(content) >= 5 else 0.0
+    content = c.content
+    return 1.0 - c.distinct_content / len(content) if len(content) >= 5 else 0.0
 
 
 def capitalized_share(firsts: str) -> float:
@@ -202,19 +267,17 @@ class TextRules:
             self.form_checks.append(("word_repetition", self._repetition))
         if s.min_unique_words is not None:
             self.form_checks.append(("low_unique_words", self._unique))
+        self.digit_terms, self.bad_phrases = None, {}
+        bad_words: frozenset = frozenset()
         if s.profanity:
-            self._load_profanity()
+            bad_words = self._load_profanity()
             self.checks.append(("profanity", self._profanity))
-        if s.required_words or s.max_noun_ratio is not None:
-            nouns, mostly_verbs, mostly_not_nouns = lexicons.word_classes()
-            self.nouns = lexicons.word_set(w for w in nouns if w not in FUNCTION_WORDS).keys()
-            self.verbs = lexicons.word_set(w for w in mostly_verbs if w not in FUNCTION_WORDS).keys()
-            self.not_nouns = lexicons.word_set([*FUNCTION_WORDS, *mostly_not_nouns])
-            self.linking = DETERMINERS | PREPOSITIONS | CONJUNCTIONS
+        linguistic = bool(s.required_words) or s.max_noun_ratio is not None
+        if linguistic:
             self.checks.append(("linguistic", self._linguistic))
         if s.min_word_zipf is not None:
-            self.known = lexicons.known_words(s.min_word_zipf)
             self.checks.append(("rare_word", self._rare))
+        self.lexicon = _lexicon(s.min_word_zipf, linguistic, bad_words, frozenset(self.bad_phrases))
 
     def check(self, caption: str, language: tuple[str | None, float | None] = (None, None)
               ) -> tuple[str, str] | None:
@@ -244,7 +307,11 @@ class TextRules:
         """The language, then the rules that look words up."""
         if c is None:
             return None
-        return self._language(*language) or _first_failure(self.checks, c)
+        failure = self._language(*language)
+        if failure or not self.checks:
+            return failure
+        c.look_up(self.lexicon)
+        return _first_failure(self.checks, c)
 
     def _language(self, lang: str | None, score: float | None) -> tuple[str, str] | None:
         """Language ID's verdict; when it has no evidence (lang None) the other rules judge."""
@@ -274,13 +341,15 @@ class TextRules:
         return f"{found} hashtags" if found > self.settings.max_hashtags else None
 
     def _title_case(self, c: _Caption) -> str | None:
-        if len(c.words) < 5:
+        if len(c.words) < 5 or c.text.islower():
             return None
+        if c.text.isascii() and _ascii_count(c.text, _ASCII_UPPER) <= self.settings.max_capitalized * 5:
+            return None  # too few capitals for the share to pass the limit among 5+ words
         share = capitalized_share(c.firsts)
         return f"{share:.2f} of words capitalised" if share > self.settings.max_capitalized else None
 
     def _repetition(self, c: _Caption) -> str | None:
-        share = word_repetition(c.content)
+        share = word_repetition(c)
         return f"{share:.2f} repeated" if share > self.settings.max_word_repetition else None
 
     def _unique(self, c: _Caption) -> str | None:
@@ -290,7 +359,8 @@ class TextRules:
         share = len(set(words)) / len(words)
         return f"{share:.2f} unique" if share < self.settings.min_unique_words else None
 
-    def _load_profanity(self) -> None:
+    def _load_profanity(self) -> frozenset:
+        """The bad single words; phrases and terms with digits are kept on the rules."""
         terms = lexicons.profanity_terms(tuple(self.settings.profanity_lists))
         terms -= {" ".join(t.lower().split()) for t in self.settings.profanity_allow}
         # Terms with digits ("2g1c") cannot match letter runs: a regex looks for them, and only in
@@ -298,24 +368,21 @@ class TextRules:
         with_digits = sorted(t for t in terms if _DIGIT.search(t))
         self.digit_terms = re.compile("|".join(rf"\b{re.escape(t)}\b" for t in with_digits)) if with_digits else None
         terms = terms.difference(with_digits)
-        self.bad_words = frozenset(t for t in terms if " " not in t)
-        phrases: dict[str, list[tuple[str, ...]]] = {}
         for term in terms:
             if " " in term:
                 parts = tuple(letter_tokens(term))
-                phrases.setdefault(parts[0], []).append(parts)
-        self.bad_phrases = phrases
-        self.phrase_starts = frozenset(phrases)
+                self.bad_phrases.setdefault(parts[0], []).append(parts)
+        return frozenset(t for t in terms if " " not in t)
 
     def _profanity(self, c: _Caption) -> str | None:
         tokens = c.tokens
-        if not self.bad_words.isdisjoint(tokens):
-            return min(self.bad_words.intersection(tokens))
-        if self.digit_terms is not None and _DIGIT.search(c.text):
+        if c.kinds & BAD_WORD:
+            return min(t for t, bits in zip(tokens, c.flags) if bits & BAD_WORD)
+        if self.digit_terms is not None and _count(c.text, _DIGITS, _DIGIT):
             found = self.digit_terms.search(" ".join(c.lowered.split()))
             if found:
                 return found.group(0)
-        if self.phrase_starts.isdisjoint(tokens):
+        if not c.kinds & BAD_PHRASE_START:
             return None
         for i, token in enumerate(tokens):
             for phrase in self.bad_phrases.get(token, ()):
@@ -325,21 +392,21 @@ class TextRules:
 
     def _linguistic(self, c: _Caption):
         s = self.settings
-        tokens = c.tokens
+        tokens, kinds = c.tokens, c.kinds
         required = s.required_words
         if required:
-            determiner = not DETERMINERS.isdisjoint(tokens) or _has_number(c.firsts)
+            determiner = kinds & DETERMINER or _has_number(c.firsts)
             if "determiner" in required and not determiner:
                 return "no_determiner", ""
-            if "preposition" in required and PREPOSITIONS.isdisjoint(tokens):
+            if "preposition" in required and not kinds & PREPOSITION:
                 return "no_preposition", ""
-            if "linking_word" in required and not determiner and self.linking.isdisjoint(tokens) \
-                    and self.verbs.isdisjoint(tokens):
+            if "linking_word" in required and not determiner and not kinds & LINKING:
                 return "no_linking_word", "a list of nouns and adjectives"
-            if "noun" in required and self.nouns.isdisjoint(tokens):
+            if "noun" in required and not kinds & NOUN:
                 return "no_noun", ""
         if s.max_noun_ratio is not None and len(tokens) >= 5:
-            nouns = len(tokens) - sum(map(self.not_nouns.__contains__, tokens))  # unknown: names
+            # words the lexicon does not know count as nouns: names
+            nouns = len(tokens) - sum(map(and_, c.flags, repeat(NOT_NOUN)))
             if nouns / len(tokens) > s.max_noun_ratio:
                 return "noun_ratio", f"{nouns}/{len(tokens)} nouns"
         return None
@@ -347,13 +414,13 @@ class TextRules:
     def _rare(self, c: _Caption) -> str | None:
         """Lower-case words wordfreq does not list, beyond the allowance; capitalised words are
         names, which the hypernymizer deals with."""
-        known = self.known
-        if all(map(known.__contains__, c.tokens)):
+        if reduce(and_, c.flags, KNOWN):
             return None
+        known = self.lexicon
         allowed = self.settings.rare_words_per_8 * len(c.words) // 8
         rare = []
         for token in cased_letter_tokens(c.text):
-            if len(token) > 1 and not token[0].isupper() and token not in known:
+            if len(token) > 1 and not token[0].isupper() and not known.get(token, 0) & KNOWN:
                 rare.append(token)
                 if len(rare) > allowed:
                     return ", ".join(rare)
