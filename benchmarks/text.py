@@ -8,7 +8,8 @@ fastest way into fastText from Python): the floor any fastText-based filter pays
 Inputs: the 10,000 raw web alt-texts of img2dataset's test parquet (most fail early, as on real
 crawls) and the labelled clean human captions under tests/data/text (every rule runs on those).
 The process is pinned to one core; rates are per CPU second (time a shared machine takes away
-does not count); runs alternate and the best of ``--runs`` is kept.
+does not count); runs alternate and the best of ``--runs`` is kept. The text stage's modules run
+as built: compiled by mypyc unless installed with ALTCAP_PURE_PYTHON=1.
 
     .venv/bin/python benchmarks/text.py [--runs 5] [--preset cc3m]
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from filters import text_rules
 from filters.langid import LanguageIdentifier, model_path
 from filters.text_filter import TextFilter
 from filters.text_presets import PRESETS
@@ -72,6 +74,8 @@ def main() -> None:
         for text in items:
             predict(" ".join(text.split()) + "\n", 1, 0.0, "replace")
 
+    built = "Python sources" if text_rules.__file__.endswith(".py") else "compiled by mypyc (setup.py)"
+    print(f"text stage modules: {built}")
     print(f"{'captions':<16} {'n':>6} {'passed':>7} {'altcap ' + args.preset + '/s':>14} "
           f"{'fastText alone/s':>17} {'ratio':>6} {'target':>8}")
     for name, items in inputs().items():

@@ -104,7 +104,7 @@ def parts_of_speech() -> dict[str, tuple[str, frozenset]]:
             parts = line.split()
             if len(parts) >= 2 and "_" not in parts[0]:
                 add(parts[0], pos, lemma_weight.get((parts[1], pos), 1.0))
-    return {form: (max(per_pos, key=per_pos.get), frozenset(per_pos))
+    return {form: (max(per_pos, key=per_pos.__getitem__), frozenset(per_pos))
             for form, per_pos in weights.items()}
 
 

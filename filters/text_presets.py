@@ -12,7 +12,7 @@ English list stops at Zipf 1.0, so both presets keep every word wordfreq lists (
 
 from __future__ import annotations
 
-from filters.text_rules import TextRuleSettings
+from filters.text_settings import TextRuleSettings
 
 # Words and phrases of datatrove's bad-word lists whose everyday sense is common in captions.
 INNOCENT_SENSES = ("cock", "tit", "hooker", "kinky", "scat", "skeet", "shrimping", "fingering",

@@ -10,14 +10,13 @@ expressions: the whole stage has a budget of ~20 microseconds per caption.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from collections import Counter
-from dataclasses import dataclass
-from functools import reduce
+from functools import partial, reduce
 from itertools import repeat
 from operator import and_, or_
+from typing import Any, Callable
 
 from filters import lexicons
 from filters.english import (
@@ -30,49 +29,7 @@ from filters.english import (
     letter_tokens,
 )
 from filters.text_clean import drop_phrase, is_url_only
-
-
-@dataclass(frozen=True)
-class TextRuleSettings:
-    """Every rule's switch and threshold. ``None`` or ``False`` switches a rule off."""
-
-    min_chars: int | None = None  # shortest caption in characters
-    max_chars: int | None = None
-    min_words: int | None = None  # words are whitespace-separated
-    max_words: int | None = None
-    file_names: bool = False  # IMG_2345.jpg, DSC0001, featured-1, 1, screenshot-2020-...
-    max_hashtags: int | None = None  # more #hashtags than this fail
-    seo: bool = False  # keyword lists: many short separated segments, one keyword many times
-    max_word_repetition: float | None = None  # share of repeated content words (CC12M: 0.2)
-    min_unique_words: float | None = None  # distinct words / words, for captions of 5+ words
-    all_caps: bool = False  # SHOUTED TEXT
-    max_capitalized: float | None = None  # share of Capitalised words, for 5+ words (title lists)
-    first_word_capitalized: bool = False  # CC 2018 required it; CC's own captions are lower case
-    profanity: bool = False
-    profanity_lists: tuple = ("banned_words", "banned_subwords")  # datatrove's lists
-    profanity_allow: tuple = ()  # entries of those lists with an innocent sense to let through
-    # Words a caption must have (Conceptual Captions' linguistic rule): any of "noun", "determiner",
-    # "preposition", "linking_word" (a determiner, preposition, conjunction or verb: more than a
-    # list of nouns and adjectives). CC 2018: noun, determiner, preposition.
-    required_words: tuple = ()
-    max_noun_ratio: float | None = None  # share of nouns among words, for 5+ words (CC 2018)
-    min_word_zipf: float | None = None  # every word at least this frequent in wordfreq (Zipf)
-    rare_words_per_8: int = 0  # rare words let through per 8 words (typos in long human captions)
-    languages: tuple = ()  # fastText language codes that pass; empty: any
-    min_lang_score: float = 0.0
-
-    def problems(self) -> list[str]:
-        """What is wrong with these settings, one line per problem; empty when none."""
-        found = []
-        for name, value, known in (("required_words", self.required_words, REQUIRED_WORDS),
-                                   ("profanity_lists", self.profanity_lists, lexicons.PROFANITY_LISTS)):
-            unknown = set(value) - set(known)
-            if unknown:
-                found.append(f"{name}: unknown {', '.join(sorted(unknown))} (known: {', '.join(known)})")
-        return found
-
-    def replace(self, **changes) -> TextRuleSettings:
-        return dataclasses.replace(self, **changes)
+from filters.text_settings import TextRuleSettings
 
 
 class _Caption:
@@ -85,9 +42,9 @@ class _Caption:
         self.lowered = text.lower()
         self.words = text.split()
         self.tokens = letter_tokens(self.lowered) if tokens is None else tokens  # lower-case letter runs
-        self._content = None
+        self._content: list[str] | None = None
         self._distinct = 0
-        self._firsts = None
+        self._firsts: str | None = None
         self.flags: list[int] | tuple = ()  # per token, its lexicon bits (set before the word rules)
         self.kinds = 0  # the union of flags
 
@@ -99,18 +56,20 @@ class _Caption:
     @property
     def firsts(self) -> str:
         """The first character of every word."""
-        if self._firsts is None:
-            self._firsts = "".join([w[0] for w in self.words])
-        return self._firsts
+        firsts = self._firsts
+        if firsts is None:
+            firsts = self._firsts = "".join([w[0] for w in self.words])
+        return firsts
 
     @property
     def content(self) -> list[str]:
         """Content words (not function words, not single letters), plurals folded."""
-        if self._content is None:
-            self._content = [t[:-1] if t[-1] == "s" else t for t in self.tokens
-                             if len(t) > 1 and t not in FUNCTION_WORDS]
-            self._distinct = len(set(self._content))
-        return self._content
+        content = self._content
+        if content is None:
+            content = self._content = [t[:-1] if t[-1] == "s" else t for t in self.tokens
+                                       if len(t) > 1 and t not in FUNCTION_WORDS]
+            self._distinct = len(set(content))
+        return content
 
     @property
     def distinct_content(self) -> int:
@@ -120,7 +79,6 @@ class _Caption:
         return self._distinct
 
 
-REQUIRED_WORDS = ("noun", "determiner", "preposition", "linking_word")
 _MEDIA_EXT = re.compile(r"\.(?:jpe?g|png|gif|webp|bmp|tiff?|heic|heif|svg|avif|ico|jfif)\b", re.IGNORECASE)
 _CAMERA = re.compile(
     r"(?:img|dsc[nf]?|dcim|pict?|mvimg|pxl|gopr|gh0?|sam|cimg|imag|dji|wp|vid|p|_mg|image|photo|pic|"
@@ -236,6 +194,37 @@ def capitalized_share(firsts: str) -> float:
     return sum(map(str.isupper, firsts)) / starts if starts >= 5 else 0.0
 
 
+def _hashtags(limit: int, c: _Caption) -> str | None:
+    found = len(_HASHTAG.findall(c.text)) if "#" in c.text else 0
+    return f"{found} hashtags" if found > limit else None
+
+
+def _title_case(limit: float, c: _Caption) -> str | None:
+    if len(c.words) < 5 or c.text.islower():
+        return None
+    if c.text.isascii() and _ascii_count(c.text, _ASCII_UPPER) <= limit * 5:
+        return None  # too few capitals for the share to pass the limit among 5+ words
+    share = capitalized_share(c.firsts)
+    return f"{share:.2f} of words capitalised" if share > limit else None
+
+
+def _repetition(limit: float, c: _Caption) -> str | None:
+    share = word_repetition(c)
+    return f"{share:.2f} repeated" if share > limit else None
+
+
+def _unique(limit: float, c: _Caption) -> str | None:
+    words = c.lowered.split()
+    if len(words) < 5:
+        return None
+    share = len(set(words)) / len(words)
+    return f"{share:.2f} unique" if share < limit else None
+
+
+def _first_word_lowercase(c: _Caption) -> str | None:
+    return c.words[0] if c.words and c.words[0][:1].islower() else None
+
+
 class TextRules:
     """The rules a ``TextRuleSettings`` switches on, ready to check captions."""
 
@@ -246,28 +235,28 @@ class TextRules:
         s = settings
         # (reason, function of _Caption returning a detail, a (reason, detail) pair or None):
         # form_checks run before language ID, checks (the ones that look words up) after it.
-        self.form_checks = []
-        self.checks = []
+        self.form_checks: list[tuple[str, Callable[[_Caption], Any]]] = []
+        self.checks: list[tuple[str, Callable[[_Caption], Any]]] = []
         if s.file_names:
             self.form_checks.append(("file_name", _file_name))
         if any(v is not None for v in (s.min_chars, s.max_chars, s.min_words, s.max_words)):
             self.form_checks.append(("length", self._length))
         if s.max_hashtags is not None:
-            self.form_checks.append(("hashtags", self._hashtags))
+            self.form_checks.append(("hashtags", partial(_hashtags, s.max_hashtags)))
         if s.all_caps:
             self.form_checks.append(("all_caps", _all_caps))
         if s.first_word_capitalized:
-            self.form_checks.append(("first_word_lowercase", lambda c: c.words[0]
-                                if c.words and c.words[0][:1].islower() else None))
+            self.form_checks.append(("first_word_lowercase", _first_word_lowercase))
         if s.max_capitalized is not None:
-            self.form_checks.append(("title_case", self._title_case))
+            self.form_checks.append(("title_case", partial(_title_case, s.max_capitalized)))
         if s.seo:
             self.form_checks.append(("seo_keywords", _seo))
         if s.max_word_repetition is not None:
-            self.form_checks.append(("word_repetition", self._repetition))
+            self.form_checks.append(("word_repetition", partial(_repetition, s.max_word_repetition)))
         if s.min_unique_words is not None:
-            self.form_checks.append(("low_unique_words", self._unique))
-        self.digit_terms, self.bad_phrases = None, {}
+            self.form_checks.append(("low_unique_words", partial(_unique, s.min_unique_words)))
+        self.digit_terms: re.Pattern[str] | None = None
+        self.bad_phrases: dict[str, list[tuple[str, ...]]] = {}
         bad_words: frozenset = frozenset()
         if s.profanity:
             bad_words = self._load_profanity()
@@ -285,7 +274,7 @@ class TextRules:
 
         ``language`` is the caption's (code, probability) from language ID."""
         failure, prepared = self.check_form(caption)
-        return failure or self.check_words(prepared, language)
+        return failure or self.check_language(*language) or self.check_words(prepared)
 
     def check_form(self, caption: str, tokens: list[str] | None = None
                    ) -> tuple[tuple[str, str] | None, _Caption | None]:
@@ -302,18 +291,15 @@ class TextRules:
             return ("url_only", caption), c
         return _first_failure(self.form_checks, c), c
 
-    def check_words(self, c: _Caption | None, language: tuple[str | None, float | None]
-                    ) -> tuple[str, str] | None:
-        """The language, then the rules that look words up."""
-        if c is None:
+    def check_words(self, c: _Caption | None) -> tuple[str, str] | None:
+        """The rules that look words up. A caption that fails ``check_language`` as well fails
+        for its language: those rules are English-specific."""
+        if c is None or not self.checks:
             return None
-        failure = self._language(*language)
-        if failure or not self.checks:
-            return failure
         c.look_up(self.lexicon)
         return _first_failure(self.checks, c)
 
-    def _language(self, lang: str | None, score: float | None) -> tuple[str, str] | None:
+    def check_language(self, lang: str | None, score: float | None) -> tuple[str, str] | None:
         """Language ID's verdict; when it has no evidence (lang None) the other rules judge."""
         s = self.settings
         if lang is None:
@@ -335,29 +321,6 @@ class TextRules:
         if s.max_words is not None and words > s.max_words:
             return "too_many_words", f"{words} words"
         return None
-
-    def _hashtags(self, c: _Caption) -> str | None:
-        found = len(_HASHTAG.findall(c.text)) if "#" in c.text else 0
-        return f"{found} hashtags" if found > self.settings.max_hashtags else None
-
-    def _title_case(self, c: _Caption) -> str | None:
-        if len(c.words) < 5 or c.text.islower():
-            return None
-        if c.text.isascii() and _ascii_count(c.text, _ASCII_UPPER) <= self.settings.max_capitalized * 5:
-            return None  # too few capitals for the share to pass the limit among 5+ words
-        share = capitalized_share(c.firsts)
-        return f"{share:.2f} of words capitalised" if share > self.settings.max_capitalized else None
-
-    def _repetition(self, c: _Caption) -> str | None:
-        share = word_repetition(c)
-        return f"{share:.2f} repeated" if share > self.settings.max_word_repetition else None
-
-    def _unique(self, c: _Caption) -> str | None:
-        words = c.lowered.split()
-        if len(words) < 5:
-            return None
-        share = len(set(words)) / len(words)
-        return f"{share:.2f} unique" if share < self.settings.min_unique_words else None
 
     def _load_profanity(self) -> frozenset:
         """The bad single words; phrases and terms with digits are kept on the rules."""

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from filters.text_presets import DEFAULT_PRESET, PRESETS, preset
-from filters.text_rules import TextRuleSettings
+from filters.text_settings import TextRuleSettings
 
 
 class ConfigError(ValueError):

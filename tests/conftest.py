@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
+import filters
+
 ROOT = Path(__file__).resolve().parent.parent
 REALDATA = Path(os.environ.get("ALTCAP_REALDATA", ROOT.parent / "shared" / "realdata"))
+
+
+def pytest_configure(config):
+    stale = filters.stale_compiled_modules()
+    if stale:
+        raise pytest.UsageError(f"{', '.join(stale)} {filters.STALE_HINT}: the tests would not test them")
 
 
 def realdata_path(*parts: str) -> Path:

@@ -12,7 +12,8 @@ import pytest
 from filters import lexicons
 from filters.text_clean import clean_caption, drop_phrase, is_url_only
 from filters.text_presets import CC3M, CC12M, DATACOMP_BASIC, INNOCENT_SENSES, LAION, PRESETS, preset
-from filters.text_rules import REQUIRED_WORDS, TextRules, TextRuleSettings
+from filters.text_rules import TextRules
+from filters.text_settings import REQUIRED_WORDS, TextRuleSettings
 
 PARQUET = ("img2dataset_tests", "tests", "test_files", "test_10000.parquet")
 EN = ("en", 0.95)  # what language ID says about an English caption
