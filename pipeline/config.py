@@ -71,7 +71,7 @@ class TextConfig:
     preset: str = DEFAULT_PRESET  # cc3m|cc12m|laion|datacomp-basic
     lang_model: str = "auto"  # path to fastText's lid.176.ftz; auto: installed copy, cache, download
     max_repeats: int = 10  # a caption used for more distinct image URLs than this is dropped (COYO); 0: off
-    batch_size: int = 1024  # captions per language-ID call
+    batch_size: int = 4096  # captions per text-filter call; fastText runs once per batch (4096: ~6% faster than 1024)
     # Rule settings: null keeps the preset's value (see filters/text_rules.py for each one).
     min_chars: int | None = None
     max_chars: int | None = None
