@@ -1,0 +1,127 @@
+"""An open_clip model ready to score image-text pairs, loaded the way open_clip users name models:
+
+- a built-in architecture and pretrained tag: ``ViT-B-32`` + ``laion2b_s34b_b79k`` (weights are
+  downloaded and cached by open_clip), or the architecture and a checkpoint file;
+- ``hf-hub:org/repo``: config and weights from the Hugging Face Hub;
+- ``local-dir:/folder``: ``open_clip_config.json`` and weights in a folder, which is what
+  ``export_local_dir`` writes (for offline workers, fine-tuned models, and the tests' tiny models).
+
+When a pretrained tag's weights cannot be fetched (no network), the model loads randomly
+initialised and ``LoadedClip.weights`` is None with the reason in ``problem``: scores then have
+the right format and no meaning, and the stage must not filter on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+HF_HUB, LOCAL_DIR = "hf-hub:", "local-dir:"
+CONFIG_FILE, WEIGHTS_FILE = "open_clip_config.json", "open_clip_model.safetensors"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class ClipModelError(RuntimeError):
+    """The model cannot be built: unknown name, missing config, unreadable weights."""
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    model: str = "ViT-B-32"  # open_clip name, hf-hub:org/repo or local-dir:/path
+    pretrained: str | None = "laion2b_s34b_b79k"  # tag or checkpoint file; only for plain names
+    device: str = "auto"  # "auto": cuda when there is one, else cpu
+    precision: str = "auto"  # "auto": bf16 (fp16 without bf16) on CUDA, fp32 on CPU
+
+
+@dataclass
+class LoadedClip:
+    model: torch.nn.Module
+    preprocess: Callable[[Any], torch.Tensor]  # PIL image -> (3, H, W) tensor
+    tokenizer: Callable[[list[str]], torch.Tensor]  # texts -> (n, context_length) token ids
+    device: torch.device
+    dtype: torch.dtype  # what the forward passes compute in (autocast on CUDA)
+    weights: str | None  # where the weights came from; None: randomly initialised
+    problem: str = ""  # why there are no weights
+
+
+def resolve_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
+    if setting not in PRECISIONS:
+        raise ClipModelError(f"clip precision {setting!r}: use one of {', '.join(PRECISIONS)}")
+    if setting == "auto":
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[setting]
+
+
+def _weights_in_dir(folder: str) -> str | None:
+    names = sorted(os.listdir(folder))
+    found = [n for n in names if n.endswith((".safetensors", ".bin", ".pth", ".pt"))]
+    return os.path.join(folder, found[0]) if found else None
+
+
+def load_clip(spec: ClipSpec) -> LoadedClip:
+    """The model in eval mode on its device, with its preprocessing and tokenizer."""
+    import open_clip
+
+    device = resolve_device(spec.device)
+    dtype = resolve_dtype(spec.precision, device)
+    name, pretrained = spec.model, spec.pretrained
+    weights: str | None = None
+    problem = ""
+    try:
+        if name.startswith(LOCAL_DIR):
+            folder = name[len(LOCAL_DIR):]
+            if not os.path.isfile(os.path.join(folder, CONFIG_FILE)):
+                raise ClipModelError(f"{name}: no {CONFIG_FILE} in {folder}")
+            weights = _weights_in_dir(folder)
+            problem = "" if weights else f"no weights file in {folder}"
+            model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
+        elif name.startswith(HF_HUB):
+            model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
+            weights = name
+        else:
+            if name not in open_clip.list_models():
+                raise ClipModelError(f"unknown open_clip model {name!r} (open_clip.list_models() has the names)")
+            if pretrained and os.path.sep in pretrained and not os.path.isfile(pretrained):
+                raise ClipModelError(f"clip pretrained weights file not found: {pretrained}")
+            try:
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name, pretrained=pretrained or None, device=device)
+                weights = pretrained or None
+                problem = "" if pretrained else "no pretrained weights named"
+            except (OSError, RuntimeError) as err:  # offline, or a tag open_clip cannot fetch
+                model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
+                problem = f"weights {name}/{pretrained} unavailable ({type(err).__name__}: {str(err)[:160]})"
+        tokenizer = open_clip.get_tokenizer(name)
+    except ClipModelError:
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError) as err:
+        raise ClipModelError(f"cannot load CLIP model {name!r}: {err}") from err
+    model.eval()
+    return LoadedClip(model, preprocess, tokenizer, device, dtype, weights, problem)
+
+
+def export_local_dir(model: torch.nn.Module, model_cfg: dict, folder: str,
+                     preprocess_cfg: dict | None = None) -> str:
+    """Write ``model`` as an open_clip ``local-dir:`` folder (config + safetensors weights) and
+    return the model name that loads it."""
+    from safetensors.torch import save_file
+
+    os.makedirs(folder, exist_ok=True)
+    config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg or {}}
+    with open(os.path.join(folder, CONFIG_FILE), "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=1)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, os.path.join(folder, WEIGHTS_FILE))
+    return LOCAL_DIR + os.path.abspath(folder)
