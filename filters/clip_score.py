@@ -7,7 +7,6 @@ padding is dropped from the results, so a GPU sees one input shape (no re-tuning
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -16,6 +15,8 @@ import numpy as np
 import torch
 
 from filters.clip_model import LoadedClip
+
+PIXEL_TYPES = {"fp32": torch.float32, "int8": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -45,16 +46,10 @@ class ClipScorer:
         self.loaded = loaded
         self.batch_size = batch_size
 
-    def _autocast(self):
-        loaded = self.loaded
-        if loaded.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=loaded.device.type, dtype=loaded.dtype)
-
     def _embed(self, items: Sequence, to_tensor: Callable[[list], torch.Tensor],
                encode: Callable[..., torch.Tensor]) -> np.ndarray:
         chunks = []
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode():
             for batch, real in padded_batches(items, self.batch_size):
                 inputs = to_tensor(batch).to(self.loaded.device, non_blocking=True)
                 embedded = encode(inputs, normalize=True)[:real]
@@ -68,8 +63,8 @@ class ClipScorer:
 
     def embed_images(self, images: Sequence) -> np.ndarray:
         """Unit-length embeddings of PIL images, (n, d) float32."""
-        preprocess = self.loaded.preprocess
-        return self._embed(images, lambda batch: torch.stack([preprocess(im) for im in batch]),
+        preprocess, dtype = self.loaded.preprocess, PIXEL_TYPES[self.loaded.precision]
+        return self._embed(images, lambda batch: torch.stack([preprocess(im) for im in batch]).to(dtype),
                            self.loaded.model.encode_image)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:

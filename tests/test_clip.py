@@ -17,9 +17,10 @@ from filters.clip_model import (
     WEIGHTS_FILE,
     ClipModelError,
     ClipSpec,
+    cpu_has_native_bf16,
     export_local_dir,
     load_clip,
-    resolve_dtype,
+    resolve_precision,
 )
 from filters.clip_score import ClipScorer, padded_batches
 
@@ -41,7 +42,7 @@ def tiny_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_dir):
-    return load_clip(ClipSpec(model=tiny_dir, device="cpu"))
+    return load_clip(ClipSpec(model=tiny_dir, device="cpu", precision="fp32"))
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def test_loads_the_exported_weights(tiny_dir, tiny):
     assert original.keys() == loaded.keys()
     assert all(torch.equal(original[k], loaded[k]) for k in original)
     assert tiny.weights.endswith(WEIGHTS_FILE) and tiny.problem == ""
-    assert tiny.device.type == "cpu" and tiny.dtype == torch.float32
+    assert tiny.device.type == "cpu" and tiny.precision == "fp32"
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 5, 8])
@@ -151,6 +152,20 @@ def test_bad_model_settings_say_what_is_wrong(spec, message):
         load_clip(spec)
 
 
-def test_precision_auto_is_fp32_on_cpu():
-    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
-    assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+def test_precision_auto_on_cpu_follows_the_hardware():
+    auto = resolve_precision("auto", torch.device("cpu"))
+    assert auto == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert resolve_precision("int8", torch.device("cpu")) == "int8"
+    with pytest.raises(ClipModelError, match="CPU path"):
+        resolve_precision("int8", torch.device("cuda"))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_fast_cpu_paths_stay_within_001_of_fp32(tiny_dir, tiny, images, precision):
+    exact = ClipScorer(tiny, batch_size=4).score(images, TEXTS).scores
+    fast = load_clip(ClipSpec(model=tiny_dir, device="cpu", precision=precision))
+    assert fast.precision == precision
+    found = ClipScorer(fast, batch_size=4).score(images, TEXTS).scores
+    assert found.dtype == np.float32
+    assert np.abs(found - exact).max() <= 0.01
+    assert not np.array_equal(found, exact)  # it did run another way

@@ -1,0 +1,111 @@
+"""CLIP scoring speed in image-caption pairs per second (both towers): altcap's scorer against the
+raw batched model forward, and the fast CPU paths (bf16, int8) against fp32 on the same weights,
+with the largest score difference.
+
+"raw forward" is open_clip's ``encode_image`` + ``encode_text`` on tensors made beforehand: the
+floor for any CLIP filter. "altcap" is ``ClipScorer.score`` on PIL images and captions, so it
+pays preprocessing and tokenising as a pipeline does. Images are scikit-image's CC0 photos (cut
+into differently sized crops), captions the labelled clean captions under tests/data/text.
+Without ``--pretrained`` the weights are random (offline machines; speed does not depend on them),
+saved once as a ``local-dir:`` folder so that every precision loads the same ones.
+
+    .venv/bin/python benchmarks/clip.py [--model ViT-B-32] [--pretrained TAG] [--n 128] [--batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+from PIL import Image
+from skimage import data as photos
+
+from filters.clip_model import ClipSpec, export_local_dir, load_clip
+from filters.clip_score import PIXEL_TYPES, ClipScorer
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPTIONS = ROOT / "tests/data/text/clean_captions.txt"
+TARGET_STAGE, TARGET_FAST = 0.90, 2.0
+
+
+def inputs(n: int) -> tuple[list[Image.Image], list[str]]:
+    sources = [photos.astronaut(), photos.coffee(), photos.chelsea(), photos.rocket(), photos.immunohistochemistry()]
+    images = []
+    for i in range(n):
+        array = sources[i % len(sources)]
+        h, w = array.shape[:2]
+        cut = 0.6 + 0.4 * ((i * 7) % 10) / 10
+        images.append(Image.fromarray(array[: int(h * cut), : int(w * cut)]))
+    captions = CAPTIONS.read_text(encoding="utf-8").splitlines()
+    return images, [captions[i % len(captions)] for i in range(n)]
+
+
+def timed(work, repeats: int) -> float:
+    """Best wall seconds of ``repeats`` runs (after one warm-up run)."""
+    work()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def raw_forward(loaded, images, texts, batch: int):
+    pixels = torch.stack([loaded.preprocess(im) for im in images]).to(loaded.device, PIXEL_TYPES[loaded.precision])
+    tokens = loaded.tokenizer(texts).to(loaded.device)
+
+    def run():
+        with torch.inference_mode():
+            for start in range(0, len(images), batch):
+                loaded.model.encode_image(pixels[start:start + batch], normalize=True)
+                loaded.model.encode_text(tokens[start:start + batch], normalize=True)
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="ViT-B-32")
+    parser.add_argument("--pretrained", default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--n", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    images, texts = inputs(args.n)
+    spec = ClipSpec(model=args.model, pretrained=args.pretrained, device=args.device)
+    if args.pretrained is None:  # one set of random weights for every precision
+        torch.manual_seed(0)
+        folder = tempfile.mkdtemp(prefix="altcap-clip-")
+        name = export_local_dir(open_clip.create_model(args.model), open_clip.get_model_config(args.model), folder)
+        spec = ClipSpec(model=name, pretrained=None, device=args.device)
+    precisions = ["fp32", "bf16", "int8"] if spec.device in ("auto", "cpu") and not torch.cuda.is_available() \
+        else ["fp32", "bf16", "fp16"]
+    print(f"{args.model} weights={args.pretrained or 'random'} n={args.n} batch={args.batch} "
+          f"threads={torch.get_num_threads()}")
+    print(f"{'precision':<10} {'raw forward pairs/s':>20} {'altcap pairs/s':>15} {'stage/raw':>10} "
+          f"{'vs fp32':>8} {'max |score - fp32|':>19}")
+    reference, fp32_rate = None, None
+    for precision in precisions:
+        loaded = load_clip(ClipSpec(spec.model, spec.pretrained, spec.device, precision))
+        scorer = ClipScorer(loaded, batch_size=args.batch)
+        raw_rate = args.n / timed(raw_forward(loaded, images, texts, args.batch), args.repeats)
+        ours_rate = args.n / timed(lambda: scorer.score(images, texts), args.repeats)
+        scores = scorer.score(images, texts).scores
+        if reference is None:
+            reference, fp32_rate = scores, ours_rate
+        diff = float(np.abs(scores - reference).max())
+        speedup = ours_rate / fp32_rate
+        print(f"{precision:<10} {raw_rate:>20.1f} {ours_rate:>15.1f} {ours_rate / raw_rate:>10.2f} "
+              f"{speedup:>7.2f}x {diff:>19.4f}")
+    print(f"targets: altcap >= {TARGET_STAGE:.0%} of the raw forward; a fast CPU path >= {TARGET_FAST:.0f}x "
+          "fp32 with scores within 0.01")
+
+
+if __name__ == "__main__":
+    main()
