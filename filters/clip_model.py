@@ -47,7 +47,7 @@ class LoadedClip:
     tokenizer: Callable[[list[str]], torch.Tensor]  # texts -> (n, context_length) token ids
     device: torch.device
     precision: str  # fp32, bf16, fp16 (weights and images in that type) or int8
-    weights: str | None  # where the weights came from; None: randomly initialised
+    weights: str | None  # where the weights came from (tag, file, hub id, folder); None: random
     problem: str = ""  # why there are no weights
 
 
@@ -94,10 +94,9 @@ def _with_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     return model
 
 
-def _weights_in_dir(folder: str) -> str | None:
-    names = sorted(os.listdir(folder))
-    found = [n for n in names if n.endswith((".safetensors", ".bin", ".pth", ".pt"))]
-    return os.path.join(folder, found[0]) if found else None
+def _has_weights(folder: str) -> bool:
+    """Whether a local-dir folder holds a checkpoint open_clip would load (it picks which)."""
+    return any(n.endswith((".safetensors", ".bin", ".pth")) for n in os.listdir(folder))
 
 
 def load_clip(spec: ClipSpec) -> LoadedClip:
@@ -114,7 +113,7 @@ def load_clip(spec: ClipSpec) -> LoadedClip:
             folder = name[len(LOCAL_DIR):]
             if not os.path.isfile(os.path.join(folder, CONFIG_FILE)):
                 raise ClipModelError(f"{name}: no {CONFIG_FILE} in {folder}")
-            weights = _weights_in_dir(folder)
+            weights = folder if _has_weights(folder) else None
             problem = "" if weights else f"no weights file in {folder}"
             model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
         elif name.startswith(HF_HUB):
