@@ -99,10 +99,28 @@ def _has_weights(folder: str) -> bool:
     return any(n.endswith((".safetensors", ".bin", ".pth")) for n in os.listdir(folder))
 
 
+def check_clip_spec(spec: ClipSpec) -> None:
+    """The cheap checks of ``load_clip`` (no model built): names, files, precision."""
+    import open_clip
+
+    resolve_precision(spec.precision, resolve_device(spec.device))
+    name, pretrained = spec.model, spec.pretrained
+    if name.startswith(LOCAL_DIR):
+        folder = name[len(LOCAL_DIR):]
+        if not os.path.isfile(os.path.join(folder, CONFIG_FILE)):
+            raise ClipModelError(f"{name}: no {CONFIG_FILE} in {folder}")
+    elif not name.startswith(HF_HUB):
+        if name not in open_clip.list_models():
+            raise ClipModelError(f"unknown open_clip model {name!r} (open_clip.list_models() has the names)")
+        if pretrained and os.path.sep in pretrained and not os.path.isfile(pretrained):
+            raise ClipModelError(f"clip pretrained weights file not found: {pretrained}")
+
+
 def load_clip(spec: ClipSpec) -> LoadedClip:
     """The model in eval mode on its device, with its preprocessing and tokenizer."""
     import open_clip
 
+    check_clip_spec(spec)
     device = resolve_device(spec.device)
     precision = resolve_precision(spec.precision, device)
     name, pretrained = spec.model, spec.pretrained
@@ -111,8 +129,6 @@ def load_clip(spec: ClipSpec) -> LoadedClip:
     try:
         if name.startswith(LOCAL_DIR):
             folder = name[len(LOCAL_DIR):]
-            if not os.path.isfile(os.path.join(folder, CONFIG_FILE)):
-                raise ClipModelError(f"{name}: no {CONFIG_FILE} in {folder}")
             weights = folder if _has_weights(folder) else None
             problem = "" if weights else f"no weights file in {folder}"
             model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
@@ -120,10 +136,6 @@ def load_clip(spec: ClipSpec) -> LoadedClip:
             model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
             weights = name
         else:
-            if name not in open_clip.list_models():
-                raise ClipModelError(f"unknown open_clip model {name!r} (open_clip.list_models() has the names)")
-            if pretrained and os.path.sep in pretrained and not os.path.isfile(pretrained):
-                raise ClipModelError(f"clip pretrained weights file not found: {pretrained}")
             try:
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     name, pretrained=pretrained or None, device=device)
@@ -131,7 +143,8 @@ def load_clip(spec: ClipSpec) -> LoadedClip:
                 problem = "" if pretrained else "no pretrained weights named"
             except (OSError, RuntimeError) as err:  # offline, or a tag open_clip cannot fetch
                 model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
-                problem = f"weights {name}/{pretrained} unavailable ({type(err).__name__}: {str(err)[:160]})"
+                reason = str(err).split(". ")[0][:300]  # open_clip's first sentence names the file
+                problem = f"weights {name}/{pretrained} unavailable ({type(err).__name__}: {reason})"
         tokenizer = open_clip.get_tokenizer(name)
     except ClipModelError:
         raise

@@ -15,8 +15,9 @@ TEXT = "text"
 URL_DEDUP = "url_dedup"
 DOWNLOAD = "download"
 IMAGE = "image"
+CLIP = "clip"
 IMAGE_DEDUP = "image_dedup"
-STAGES = (SOURCE, TEXT, URL_DEDUP, DOWNLOAD, IMAGE, IMAGE_DEDUP)
+STAGES = (SOURCE, TEXT, URL_DEDUP, DOWNLOAD, IMAGE, CLIP, IMAGE_DEDUP)
 
 KEY_HEX_CHARS = 20  # 80 bits: collisions stay unlikely up to ~10^11 records
 

@@ -152,6 +152,19 @@ class ShardConfig:
 
 
 @dataclass
+class ClipConfig:
+    enabled: bool = False
+    model: str = "ViT-B-32"  # open_clip name, hf-hub:org/repo or local-dir:/folder
+    pretrained: str | None = "openai"  # tag or checkpoint file, for plain open_clip names
+    device: str = "auto"  # auto: cuda when present
+    precision: str = "auto"  # auto|fp32|bf16|fp16|int8 (see filters/clip_model.py)
+    batch_size: int = 64
+    # Pairs scoring below this are dropped. None: LAION-5B's cut for the model when it has one
+    # (ViT-B-32 with OpenAI weights 0.28, multilingual 0.26), else none; -1 keeps everything.
+    min_score: float | None = None
+
+
+@dataclass
 class Config:
     input: InputConfig = field(default_factory=InputConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
@@ -160,6 +173,7 @@ class Config:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
     resize: ResizeConfig = field(default_factory=ResizeConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
 
@@ -176,6 +190,7 @@ CHOICES = {
     ("input", "header"): {"auto", "yes", "no"},
     ("text", "preset"): set(PRESETS),
     ("dedup", "url"): {"url", "pair", "none"},
+    ("clip", "precision"): {"auto", "fp32", "bf16", "fp16", "int8"},
     ("resize", "resize_mode"): {"no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"},
     ("resize", "encode_format"): {"jpg", "webp", "png"},
     ("resize", "upscale_interpolation"): {"nearest", "bilinear", "bicubic", "lanczos", "area"},
@@ -248,6 +263,10 @@ def _check(config: Config) -> None:
                  "min_lang_score"):
         if not 0 <= (getattr(rules, name) or 0) <= 1:
             raise ConfigError(f"text.{name} is a share: 0..1")
+    if config.clip.batch_size <= 0:
+        raise ConfigError("clip.batch_size must be > 0")
+    if config.clip.min_score is not None and not -1 <= config.clip.min_score <= 1:
+        raise ConfigError("clip.min_score is a cosine similarity: -1..1")
     if config.image.max_aspect_ratio < 1:
         raise ConfigError("image.max_aspect_ratio must be >= 1")
     fmt, quality = config.resize.encode_format, config.resize.encode_quality

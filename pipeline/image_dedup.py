@@ -12,12 +12,14 @@ from __future__ import annotations
 import io
 import tarfile
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from filters.record import IMAGE_DEDUP, reject
 from pipeline import fileio
 from pipeline.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, reject_row
-from pipeline.shard_builder import shard_paths, write_parquet
+from pipeline.shard_builder import shard_paths, write_parquet, write_table
 
 REASON = "duplicate_image"
 
@@ -67,4 +69,9 @@ def apply_dedup(out_dir: str, shard_id: int, losers: list[tuple[str, str]]) -> i
     if len(kept) < len(samples):
         _rewrite_tar(paths["tar"], dropped)
         write_parquet(paths["parquet"], kept, SAMPLE_SCHEMA)
+    if fileio.exists(paths["embeddings"]):  # checked on its own: a killed rewrite may have left it behind
+        embeddings = _read_table(paths["embeddings"])
+        keep = pa.array([key not in dropped for key in embeddings.column("key").to_pylist()])
+        if not pc.all(keep).as_py():
+            write_table(paths["embeddings"], embeddings.filter(keep))
     return len(existing)

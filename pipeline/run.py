@@ -19,8 +19,10 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.runner import PipelineState
 
+from filters.clip_model import check_clip_spec
 from filters.langid import model_path
 from pipeline import fileio
+from pipeline.clip_step import clip_spec
 from pipeline.config import Config
 from pipeline.funnel import AccountingError, check_funnel, funnel_from_counters
 from pipeline.inputs import expand_inputs, preflight
@@ -152,6 +154,15 @@ def parquet_rows(paths: list[str]) -> int:
     return total
 
 
+def clip_info(out_dir: str) -> dict | None:
+    """The CLIP model the shards were scored with (weights, precision, cut, any problem)."""
+    for path in sorted(fileio.match(fileio.join(out_dir, "shards", "*_stats.json"))):
+        found = json.loads(fileio.read_bytes(path)).get("clip")
+        if found:
+            return found
+    return None
+
+
 def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str] = (),
         input_format: str = "auto", overwrite: bool = False) -> dict:
     """Run the pipeline end to end; returns the stats written to ``stats.json``."""
@@ -160,6 +171,8 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
                           else config.input.format)
     preflight(items, config)
     model_path(config.text.lang_model)  # fetched (or refused) here, not in every worker
+    if config.clip.enabled:
+        check_clip_spec(clip_spec(config.clip))  # a wrong name fails here, not in every worker
     prepare_output(out_dir, items, config, overwrite=overwrite)
     log.info("%d input item(s); output in %s", len(items), out_dir)
 
@@ -185,12 +198,16 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
         "rejects": rejected,
         "funnel": funnel,
         "check": {"ok": not problems, "problems": problems},
+        "clip": clip_info(out_dir) if config.clip.enabled else None,
         "timings": {
             "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(),
             "wall_s": round(time.time() - started, 3),
         },
         "config": config.to_dict(),
     }
+    if stats["clip"] and not stats["clip"]["filtering"]:
+        log.warning("CLIP %s: %s; scores are random and no pair was dropped for its score",
+                    stats["clip"]["model"], stats["clip"]["problem"])
     fileio.write_bytes(fileio.join(out_dir, "stats.json"),
                        json.dumps(stats, indent=1, ensure_ascii=False).encode())
     write_report(out_dir, stats, shard_parquets=shard_files, reject_files=reject_files)

@@ -29,6 +29,7 @@ SAMPLE_SCHEMA = pa.schema([
     ("original_height", pa.int32()),
     ("image_format", pa.string()),
     ("sha256", pa.string()),
+    ("clip_score", pa.float32()),
     ("http_status", pa.int32()),
     ("status", pa.string()),
     ("error_message", pa.string()),
@@ -45,9 +46,16 @@ REJECT_SCHEMA = pa.schema([
     ("height", pa.int32()),
     ("image_format", pa.string()),
     ("sha256", pa.string()),
+    ("clip_score", pa.float32()),
     ("status", pa.string()),
     ("error_message", pa.string()),
 ])
+
+
+def embedding_schema(dimension: int) -> pa.Schema:
+    """Per-shard CLIP embeddings: one row per sample, float16, joined to the samples by key."""
+    vector = pa.list_(pa.float16(), dimension)
+    return pa.schema([("key", pa.string()), ("image_embedding", vector), ("text_embedding", vector)])
 
 _RENAMED = {"url": "image_url"}  # output column -> record field
 

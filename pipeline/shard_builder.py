@@ -17,11 +17,14 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from filters.record import DOWNLOAD, IMAGE, is_rejected
+from filters.record import CLIP, DOWNLOAD, IMAGE, is_rejected
 from pipeline import fileio
-from pipeline.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, reject_row, sample_row, table
+from pipeline.clip_step import EMBEDDINGS, ClipStep, scored
+from pipeline.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, embedding_schema, reject_row, sample_row, table
 
 log = logging.getLogger("altcap")
 
@@ -42,6 +45,7 @@ def shard_paths(out_dir: str, shard_id: int) -> dict:
         "stats": fileio.join(shards, f"{name}_stats.json"),
         "rejects": fileio.join(out_dir, "rejects", f"shard-{name}.parquet"),
         "dedup_rejects": fileio.join(out_dir, "rejects", f"dedup-{name}.parquet"),
+        "embeddings": fileio.join(out_dir, "embeddings", f"{name}.parquet"),
     }
 
 
@@ -91,6 +95,7 @@ class ShardWriter:
         self.paths = paths
         self.samples: list[dict] = []
         self.rejects: list[dict] = []
+        self.embedded: list[tuple[str, np.ndarray, np.ndarray]] = []  # (key, image, text)
         self._tar_context = fileio.atomic_write(paths["tar"])
         self._tar = tarfile.open(fileobj=self._tar_context.__enter__(), mode="w|",
                                  format=tarfile.USTAR_FORMAT)
@@ -105,12 +110,16 @@ class ShardWriter:
         tar_member(self._tar, f"{key}.txt", (outcome.get("caption") or "").encode("utf-8"))
         tar_member(self._tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode("utf-8"))
         self.samples.append(row)
+        if EMBEDDINGS in outcome:
+            self.embedded.append((key, *outcome[EMBEDDINGS]))
 
     def commit(self, stats: dict) -> None:
         self._tar.close()
         self._tar_context.__exit__(None, None, None)
         write_parquet(self.paths["parquet"], self.samples, SAMPLE_SCHEMA)
         write_parquet(self.paths["rejects"], self.rejects, REJECT_SCHEMA)
+        if self.embedded:
+            write_table(self.paths["embeddings"], embeddings_table(self.embedded))
         fileio.write_bytes(self.paths["stats"], json.dumps(stats, indent=1).encode())
 
     def abort(self, err: BaseException) -> None:
@@ -118,15 +127,31 @@ class ShardWriter:
 
 
 def write_parquet(path: str, rows: list[dict], schema) -> None:
+    write_table(path, table(rows, schema))
+
+
+def write_table(path: str, data: pa.Table) -> None:
     with fileio.atomic_write(path) as stream:
-        pq.write_table(table(rows, schema), stream, compression="zstd")
+        pq.write_table(data, stream, compression="zstd")
 
 
-def funnel_of(records_in: int, outcomes: Counter) -> dict:
+def embeddings_table(embedded: list[tuple[str, np.ndarray, np.ndarray]]) -> pa.Table:
+    """(key, image vector, text vector) rows as the embeddings parquet (float16 vectors)."""
+    dimension = len(embedded[0][1])
+
+    def vectors(column: int) -> pa.Array:
+        flat = np.concatenate([row[column] for row in embedded]).astype(np.float16)
+        return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float16()), dimension)
+
+    keys = pa.array([row[0] for row in embedded], pa.string())
+    return pa.Table.from_arrays([keys, vectors(1), vectors(2)], schema=embedding_schema(dimension))
+
+
+def funnel_of(records_in: int, outcomes: Counter, stages_run: tuple = (DOWNLOAD, IMAGE)) -> dict:
     """Per-stage in/passed/rejected counts of one shard from (stage, reason) tallies."""
     stages = {}
     entering = records_in
-    for stage in (DOWNLOAD, IMAGE):
+    for stage in stages_run:
         rejected = {reason: n for (s, reason), n in sorted(outcomes.items()) if s == stage}
         passed = entering - sum(rejected.values())
         stages[stage] = {"in": entering, "passed": passed, "rejected": rejected}
@@ -148,7 +173,7 @@ class StaleShardError(RuntimeError):
 
 
 def build_shard(shard_id: int, records: list[dict], *, out_dir: str, make_sample: Callable,
-                pool: ThreadPoolExecutor, window: int) -> dict:
+                pool: ThreadPoolExecutor, window: int, clip_step: ClipStep | None = None) -> dict:
     """Write shard ``shard_id`` (or reuse it when already complete) and return its stats."""
     paths = shard_paths(out_dir, shard_id)
     digest = keys_digest(records)
@@ -167,7 +192,8 @@ def build_shard(shard_id: int, records: list[dict], *, out_dir: str, make_sample
     writer = ShardWriter(paths)
     last_report = started
     try:
-        for done, outcome in enumerate(ordered_map(pool, make_sample, records, window), 1):
+        made = ordered_map(pool, make_sample, records, window)
+        for done, outcome in enumerate(scored(made, clip_step), 1):
             writer.add(outcome)
             if is_rejected(outcome):
                 outcomes[(outcome["stage"], outcome["reason"])] += 1
@@ -182,9 +208,12 @@ def build_shard(shard_id: int, records: list[dict], *, out_dir: str, make_sample
             "keys_digest": digest,
             "records": len(records),
             "samples": len(writer.samples),
-            "stages": funnel_of(len(records), outcomes),
+            "stages": funnel_of(len(records), outcomes,
+                                (DOWNLOAD, IMAGE, CLIP) if clip_step else (DOWNLOAD, IMAGE)),
             "elapsed_s": round(elapsed, 3),
         }
+        if clip_step:
+            stats["clip"] = clip_step.info
         writer.commit(stats)
     except BaseException as err:
         writer.abort(err)

@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import apache_beam as beam
 
 from crawl.fetch import Fetcher
-from filters.record import DOWNLOAD, IMAGE, IMAGE_DEDUP, URL_DEDUP, reject
+from filters.record import CLIP, DOWNLOAD, IMAGE, IMAGE_DEDUP, URL_DEDUP, reject
+from pipeline.clip_step import ClipStep
 from pipeline.config import Config, config_from_dict
 from pipeline.funnel import counter_name
 from pipeline.image_dedup import REASON as DEDUP_REASON
@@ -106,6 +107,7 @@ class BuildShards(beam.DoFn):
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="altcap-fetch")
         self.make_sample = SampleMaker(self.config, self.fetcher)
         self.window = max(threads * 16, 256)
+        self.clip_step = ClipStep(self.config.clip) if self.config.clip.enabled else None
 
     def teardown(self):
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -115,12 +117,14 @@ class BuildShards(beam.DoFn):
         shard_id, records = item
         records = list(records)
         stats = build_shard(shard_id, records, out_dir=self.out_dir, make_sample=self.make_sample,
-                            pool=self.pool, window=self.window)
+                            pool=self.pool, window=self.window, clip_step=self.clip_step)
         if stats["records"] != len(records):
             raise RuntimeError(f"shard {shard_id}: {len(records)} records assigned but its stats "
                                f"say {stats['records']}")
         _count_stage(DOWNLOAD, stats["stages"][DOWNLOAD])
         _count_stage(IMAGE, stats["stages"][IMAGE])
+        if CLIP in stats["stages"]:
+            _count_stage(CLIP, stats["stages"][CLIP])
         yield shard_id, stats["samples"]
         if self.config.dedup.image:
             for sha256, key in shard_hashes(self.out_dir, shard_id):

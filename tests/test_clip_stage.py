@@ -1,0 +1,134 @@
+"""The CLIP stage inside real Beam pipelines: every written sample scored as ``ClipScorer`` scores
+it, the cut keeps exactly the pairs at or above it, embeddings line up with the sample keys (also
+after image dedup), and a model without weights drops nothing and says so."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import open_clip
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+from skimage import data as photos
+
+from crawl.serve import LocalServer, Route
+from filters.clip_model import WEIGHTS_FILE, ClipSpec, export_local_dir, load_clip
+from filters.clip_score import ClipScorer
+
+from pipeline_helpers import PERMISSIVE, reject_rows, run_local, shard_rows, tar_samples
+from test_clip import TINY
+
+CAPTIONS = ["an astronaut in a white suit", "a cup of coffee", "a cat on a sofa", "a rocket",
+            "a camera man", "cells under a microscope", "a red square", "a blue square"]
+
+
+def photo_jpegs() -> list[bytes]:
+    arrays = [photos.astronaut(), photos.coffee(), photos.chelsea(), photos.rocket(),
+              np.stack([photos.camera()] * 3, axis=-1), photos.immunohistochemistry(),
+              np.full((300, 400, 3), (200, 30, 30), np.uint8), np.full((300, 400, 3), (30, 30, 200), np.uint8)]
+    out = []
+    for array in arrays:
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "JPEG", quality=90)
+        out.append(buffer.getvalue())
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    torch.manual_seed(0)
+    return export_local_dir(open_clip.CLIP(**TINY), TINY, str(tmp_path_factory.mktemp("tiny-clip")))
+
+
+def clip_settings(model: str, *more: str) -> list[str]:
+    return ["clip.enabled=true", f"clip.model={model}", "clip.device=cpu", "clip.precision=fp32",
+            "clip.batch_size=3", *more]
+
+
+def run_with(tmp_path, name, images, captions, *settings):
+    routes = {f"/{i}.jpg": Route(data) for i, data in enumerate(images)}
+    with LocalServer(routes) as server:
+        listing = tmp_path / f"{name}.tsv"
+        listing.write_text("".join(f"{c}\t{server.url(f'/{i}.jpg')}\n" for i, c in enumerate(captions)))
+        return run_local([listing], tmp_path / name, *PERMISSIVE, *settings)
+
+
+def embeddings_of(out) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    found = {}
+    for path in sorted((out / "embeddings").glob("*.parquet")):
+        table = pq.read_table(path)
+        dimension = table.schema.field("image_embedding").type.list_size
+        images = table.column("image_embedding").combine_chunks().flatten().to_numpy().reshape(-1, dimension)
+        texts = table.column("text_embedding").combine_chunks().flatten().to_numpy().reshape(-1, dimension)
+        for key, image, text in zip(table.column("key").to_pylist(), images, texts):
+            found[key] = (image, text)
+    return found
+
+
+def test_scores_and_embeddings_of_every_sample(tmp_path, tiny_model):
+    stats = run_with(tmp_path, "all", photo_jpegs(), CAPTIONS, *clip_settings(tiny_model, "clip.min_score=-1"))
+    rows = shard_rows(tmp_path / "all")
+    assert len(rows) == len(CAPTIONS) and stats["check"]["ok"]
+    clip = next(e for e in stats["funnel"] if e["stage"] == "clip")
+    assert (clip["in"], clip["passed"], clip["rejected"]) == (8, 8, 0)
+    assert stats["clip"]["filtering"] and stats["clip"]["weights"] and stats["clip"]["precision"] == "fp32"
+    # what CLIP saw is the written image: scoring it again gives the stored score and vectors
+    scorer = ClipScorer(load_clip(ClipSpec(model=tiny_model, device="cpu", precision="fp32")), batch_size=4)
+    samples = tar_samples(tmp_path / "all")
+    images = [Image.open(io.BytesIO(samples[r["key"]]["jpg"])).convert("RGB") for r in rows]
+    expected = scorer.score(images, [r["caption"] for r in rows])
+    np.testing.assert_allclose([r["clip_score"] for r in rows], expected.scores, atol=1e-5)
+    vectors = embeddings_of(tmp_path / "all")
+    assert set(vectors) == {r["key"] for r in rows}
+    for n, row in enumerate(rows):
+        image, text = vectors[row["key"]]
+        assert image.dtype == np.float16
+        np.testing.assert_allclose(image, expected.image_embeddings[n], atol=2e-3)
+        np.testing.assert_allclose(text, expected.text_embeddings[n], atol=2e-3)
+
+
+def test_the_cut_keeps_exactly_the_pairs_at_or_above_it(tmp_path, tiny_model):
+    run_with(tmp_path, "all", photo_jpegs(), CAPTIONS, *clip_settings(tiny_model, "clip.min_score=-1"))
+    scores = sorted(r["clip_score"] for r in shard_rows(tmp_path / "all"))
+    cut = (scores[3] + scores[4]) / 2  # between the 4th and 5th score: 4 stay
+    stats = run_with(tmp_path, "cut", photo_jpegs(), CAPTIONS, *clip_settings(tiny_model, f"clip.min_score={cut}"))
+    kept = shard_rows(tmp_path / "cut")
+    assert len(kept) == 4 and all(r["clip_score"] >= cut for r in kept)
+    dropped = [r for r in reject_rows(tmp_path / "cut") if r["stage"] == "clip"]
+    assert len(dropped) == 4 and {r["reason"] for r in dropped} == {"low_clip_score"}
+    assert all(r["clip_score"] < cut for r in dropped)
+    assert set(embeddings_of(tmp_path / "cut")) == {r["key"] for r in kept}
+    funnel = [e["stage"] for e in stats["funnel"]]
+    assert funnel.index("image") < funnel.index("clip") < funnel.index("image_dedup")
+    assert stats["check"]["ok"]
+
+
+def test_image_dedup_removes_the_losers_embeddings_too(tmp_path, tiny_model):
+    images = photo_jpegs()[:3]
+    images.append(images[0])  # the same bytes under another URL and caption
+    captions = CAPTIONS[:3] + ["the same astronaut again"]
+    stats = run_with(tmp_path, "dup", images, captions, *clip_settings(tiny_model, "clip.min_score=-1"))
+    rows = shard_rows(tmp_path / "dup")
+    assert len(rows) == 3 and stats["check"]["ok"]
+    assert set(embeddings_of(tmp_path / "dup")) == {r["key"] for r in rows}
+
+
+def test_a_model_without_weights_scores_but_drops_nothing(tmp_path):
+    torch.manual_seed(3)
+    model = export_local_dir(open_clip.CLIP(**TINY), TINY, str(tmp_path / "no-weights"))
+    (tmp_path / "no-weights" / WEIGHTS_FILE).unlink()
+    stats = run_with(tmp_path, "random", photo_jpegs()[:4], CAPTIONS[:4], *clip_settings(model, "clip.min_score=0.99"))
+    rows = shard_rows(tmp_path / "random")
+    assert len(rows) == 4 and all(r["clip_score"] is not None for r in rows)
+    assert stats["clip"]["filtering"] is False and "no weights file" in stats["clip"]["problem"]
+    assert stats["clip"]["min_score"] is None
+
+
+def test_a_wrong_model_name_fails_before_the_pipeline(tmp_path):
+    from filters.clip_model import ClipModelError
+
+    with pytest.raises(ClipModelError, match="unknown open_clip model"):
+        run_with(tmp_path, "bad", photo_jpegs()[:1], CAPTIONS[:1], "clip.enabled=true", "clip.model=ViT-Nope")
