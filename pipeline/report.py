@@ -70,6 +70,15 @@ def _reject_examples(reject_files: list[str]) -> dict[tuple[str, str], list[dict
     return examples
 
 
+def clip_summary(clip: dict) -> str:
+    """One line on the CLIP model a run scored with."""
+    if not clip["filtering"]:
+        return (f"CLIP {clip['model']}: NO WEIGHTS ({clip['problem']}): scores are random and no pair "
+                "was dropped for its score")
+    cut = "no cut" if clip["min_score"] is None else f"pairs under {clip['min_score']} dropped"
+    return f"CLIP {clip['model']} ({clip['weights']}), {clip['precision']} on {clip['device']}: {cut}"
+
+
 def render(stats: dict, *, thumbnails, sizes: Counter, examples) -> str:
     funnel = stats["funnel"]
     widest = max((entry["in"] for entry in funnel), default=1) or 1
@@ -93,6 +102,7 @@ def render(stats: dict, *, thumbnails, sizes: Counter, examples) -> str:
         f"<td class=small>{_esc(row['caption'])}</td><td class=small>{_esc(row['detail'])}</td></tr>"
         for (stage, reason), bucket in sorted(examples.items()) for row in bucket)
     check = "ok" if stats["check"]["ok"] else "FAILED: " + "; ".join(stats["check"]["problems"])
+    clip = f"<p class=small>{_esc(clip_summary(stats['clip']))}</p>" if stats.get("clip") else ""
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>altcap run report</title>
 <style>
@@ -110,6 +120,7 @@ figcaption {{ font-size: 80%; }}
 accounting check: <b>{_esc(check)}</b>; {stats['timings']['wall_s']:.1f} s; started
 {_esc(stats['timings']['started'])}.</p>
 <p class=small>inputs: {'<br>'.join(_esc(f'{kind}: {path}') for kind, path in stats['inputs'])}</p>
+{clip}
 <h2>Funnel</h2>
 <table><tr><th>stage</th><th>in</th><th>passed</th><th>rejected</th><th>reasons</th></tr>
 {''.join(rows)}</table>

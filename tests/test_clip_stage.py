@@ -75,6 +75,7 @@ def test_scores_and_embeddings_of_every_sample(tmp_path, tiny_model):
     clip = next(e for e in stats["funnel"] if e["stage"] == "clip")
     assert (clip["in"], clip["passed"], clip["rejected"]) == (8, 8, 0)
     assert stats["clip"]["filtering"] and stats["clip"]["weights"] and stats["clip"]["precision"] == "fp32"
+    assert "fp32 on cpu: pairs under -1.0 dropped" in (tmp_path / "all" / "report.html").read_text()
     # what CLIP saw is the written image: scoring it again gives the stored score and vectors
     scorer = ClipScorer(load_clip(ClipSpec(model=tiny_model, device="cpu", precision="fp32")), batch_size=4)
     samples = tar_samples(tmp_path / "all")
@@ -125,6 +126,8 @@ def test_a_model_without_weights_scores_but_drops_nothing(tmp_path):
     assert len(rows) == 4 and all(r["clip_score"] is not None for r in rows)
     assert stats["clip"]["filtering"] is False and "no weights file" in stats["clip"]["problem"]
     assert stats["clip"]["min_score"] is None
+    assert "CLIP local-dir:" in (tmp_path / "random" / "report.html").read_text()
+    assert "NO WEIGHTS" in (tmp_path / "random" / "report.html").read_text()
 
 
 def test_a_wrong_model_name_fails_before_the_pipeline(tmp_path):
