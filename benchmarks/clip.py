@@ -5,8 +5,9 @@ weights, with the largest score difference.
 "raw forward" is open_clip's ``encode_image`` + ``encode_text`` on tensors made beforehand: the
 ceiling for any CLIP filter. "stage" is the pipeline's ``ClipStep`` on samples as the shard step
 hands them over (JPEG bytes and captions): it pays decoding, preprocessing, tokenising, the cut
-and the float16 embeddings. Images are scikit-image's CC0 photos (cut
-into differently sized crops, then resized to 256 px as the shard step does), captions the labelled clean captions under tests/data/text.
+and the float16 embeddings. Images are scikit-image's CC0 photos, cut into differently sized
+crops, then resized to 256 px as the shard step does; captions are the labelled clean captions
+under tests/data/text.
 Without ``--pretrained`` the weights are random (offline machines; speed does not depend on them),
 saved once as a ``local-dir:`` folder so that every precision loads the same ones.
 
@@ -27,7 +28,7 @@ import torch
 from PIL import Image, ImageOps
 from skimage import data as photos
 
-from filters.clip_model import ClipSpec, export_local_dir, load_clip
+from filters.clip_model import ClipSpec, export_local_dir
 from filters.clip_score import PIXEL_TYPES
 from pipeline.clip_step import ClipStep
 from pipeline.config import ClipConfig
@@ -105,10 +106,10 @@ def main() -> None:
                for i, (image, text) in enumerate(zip(images, texts))]
     reference, fp32_rate = None, None
     for precision in precisions:
-        loaded = load_clip(ClipSpec(spec.model, spec.pretrained, spec.device, precision))
         step = ClipStep(ClipConfig(enabled=True, model=spec.model, pretrained=spec.pretrained,
                                    device=spec.device, precision=precision, batch_size=args.batch,
                                    min_score=-1))
+        loaded = step.scorer.loaded  # the raw forward runs the stage's own model
         raw_rate = args.n / timed(raw_forward(loaded, images, texts, args.batch), args.repeats)
 
         def stage():

@@ -99,11 +99,13 @@ def _has_weights(folder: str) -> bool:
     return any(n.endswith((".safetensors", ".bin", ".pth")) for n in os.listdir(folder))
 
 
-def check_clip_spec(spec: ClipSpec) -> None:
-    """The cheap checks of ``load_clip`` (no model built): names, files, precision."""
+def check_clip_spec(spec: ClipSpec) -> tuple[torch.device, str]:
+    """The cheap checks of ``load_clip`` (no model built): names, files, precision. Returns the
+    device and precision the model will use."""
     import open_clip
 
-    resolve_precision(spec.precision, resolve_device(spec.device))
+    device = resolve_device(spec.device)
+    precision = resolve_precision(spec.precision, device)
     name, pretrained = spec.model, spec.pretrained
     if name.startswith(LOCAL_DIR):
         folder = name[len(LOCAL_DIR):]
@@ -114,15 +116,14 @@ def check_clip_spec(spec: ClipSpec) -> None:
             raise ClipModelError(f"unknown open_clip model {name!r} (open_clip.list_models() has the names)")
         if pretrained and os.path.sep in pretrained and not os.path.isfile(pretrained):
             raise ClipModelError(f"clip pretrained weights file not found: {pretrained}")
+    return device, precision
 
 
 def load_clip(spec: ClipSpec) -> LoadedClip:
     """The model in eval mode on its device, with its preprocessing and tokenizer."""
     import open_clip
 
-    check_clip_spec(spec)
-    device = resolve_device(spec.device)
-    precision = resolve_precision(spec.precision, device)
+    device, precision = check_clip_spec(spec)
     name, pretrained = spec.model, spec.pretrained
     weights: str | None = None
     problem = ""
@@ -146,8 +147,6 @@ def load_clip(spec: ClipSpec) -> LoadedClip:
                 reason = str(err).split(". ")[0][:300]  # open_clip's first sentence names the file
                 problem = f"weights {name}/{pretrained} unavailable ({type(err).__name__}: {reason})"
         tokenizer = open_clip.get_tokenizer(name)
-    except ClipModelError:
-        raise
     except (OSError, RuntimeError, ValueError, KeyError) as err:
         raise ClipModelError(f"cannot load CLIP model {name!r}: {err}") from err
     model = _with_precision(model.eval(), precision)

@@ -234,7 +234,8 @@ class TextRules:
         self.settings = settings
         s = settings
         # (reason, function of _Caption returning a detail, a (reason, detail) pair or None):
-        # form_checks run before language ID, checks (the ones that look words up) after it.
+        # form_checks decide before language ID runs; checks (the ones that look words up) count
+        # only for captions whose language passes.
         self.form_checks: list[tuple[str, Callable[[_Caption], Any]]] = []
         self.checks: list[tuple[str, Callable[[_Caption], Any]]] = []
         if s.file_names:
