@@ -8,10 +8,13 @@ hands them over (JPEG bytes and captions): it pays decoding, preprocessing, toke
 and the float16 embeddings. Images are scikit-image's CC0 photos, cut into differently sized
 crops, then resized to 256 px as the shard step does; captions are the labelled clean captions
 under tests/data/text.
+A last table times the image input alone (decode, resize, batch; ``filters/clip_images.py``) per
+decoder: on a GPU it is what must keep up with the model.
 Without ``--pretrained`` the weights are random (offline machines; speed does not depend on them),
 saved once as a ``local-dir:`` folder so that every precision loads the same ones.
 
     .venv/bin/python benchmarks/clip.py [--model ViT-B-32] [--pretrained TAG] [--n 128] [--batch 32]
+                                        [--device auto] [--decoder auto]
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from PIL import Image, ImageOps
 from skimage import data as photos
 
 from filters.clip_model import ClipSpec, export_local_dir
+from filters.clip_images import ImageBatcher
 from filters.clip_score import PIXEL_TYPES
 from pipeline.clip_step import ClipStep
 from pipeline.config import ClipConfig
@@ -85,6 +89,7 @@ def main() -> None:
     parser.add_argument("--model", default="ViT-B-32")
     parser.add_argument("--pretrained", default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--decoder", default="auto", choices=["auto", "pil", "torch"])
     parser.add_argument("--n", type=int, default=128)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
@@ -99,7 +104,7 @@ def main() -> None:
     precisions = ["fp32", "bf16", "int8"] if spec.device in ("auto", "cpu") and not torch.cuda.is_available() \
         else ["fp32", "bf16", "fp16"]
     print(f"{args.model} weights={args.pretrained or 'random'} n={args.n} batch={args.batch} "
-          f"threads={torch.get_num_threads()}")
+          f"threads={torch.get_num_threads()} decoder={args.decoder}")
     print(f"{'precision':<10} {'raw forward pairs/s':>20} {'stage pairs/s':>14} {'stage/raw':>10} "
           f"{'vs fp32':>8} {'max |score - fp32|':>19}")
     samples = [{"key": str(i), "caption": text, "image_bytes": jpeg_bytes(image)}
@@ -108,7 +113,7 @@ def main() -> None:
     for precision in precisions:
         step = ClipStep(ClipConfig(enabled=True, model=spec.model, pretrained=spec.pretrained,
                                    device=spec.device, precision=precision, batch_size=args.batch,
-                                   min_score=-1))
+                                   decoder=args.decoder, min_score=-1))
         loaded = step.scorer.loaded  # the raw forward runs the stage's own model
         raw_rate = args.n / timed(raw_forward(loaded, images, texts, args.batch), args.repeats)
 
@@ -122,6 +127,17 @@ def main() -> None:
         diff = float(np.abs(scores - reference).max())
         print(f"{precision:<10} {raw_rate:>20.1f} {stage_rate:>14.1f} {stage_rate / raw_rate:>10.2f} "
               f"{stage_rate / fp32_rate:>7.2f}x {diff:>19.4f}")
+    print(f"\n{'image input':<12} {'images/s':>9}   (decode + resize + batch on {loaded.device})")
+    blobs = [sample["image_bytes"] for sample in samples]
+    for decoder in ("pil", "torch"):
+        batcher = ImageBatcher(loaded.preprocess, loaded.device, torch.float32, decoder)
+
+        def prepare():
+            for start in range(0, args.n, args.batch):
+                batcher(blobs[start:start + args.batch])
+            if loaded.device.type == "cuda":
+                torch.cuda.synchronize()
+        print(f"{decoder:<12} {args.n / timed(prepare, args.repeats):>9.1f}")
     print(f"targets: the stage >= {TARGET_STAGE:.0%} of the raw forward; a fast CPU path >= {TARGET_FAST:.0f}x "
           "fp32 with scores within 0.01")
 

@@ -84,6 +84,7 @@ def _with_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     if precision == "int8":
         with warnings.catch_warnings():  # deprecated for torchao, still in the pinned torch 2.14
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", "torch.quantize_per_tensor", UserWarning)
             quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         for module in quantized.modules():  # open_clip asks int8 layers for the type they had
             if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):

@@ -150,3 +150,64 @@ def profanity_terms(lists: tuple[str, ...]) -> frozenset[str]:
             if term and not term.startswith("#"):
                 terms.add(term)
     return frozenset(terms)
+
+
+# WordNet lexicographer files of things a photo can show (see the database's ``lexnames``).
+PICTURABLE_LEXFILES = ("noun.animal", "noun.artifact", "noun.body", "noun.food", "noun.location",
+                       "noun.object", "noun.person", "noun.phenomenon", "noun.plant", "noun.substance")
+
+
+def _noun_index() -> list[tuple[str, str]]:
+    """(lemma, offset of its most frequent sense) for every one-word noun lemma."""
+    out = []
+    for line in _read_lines(os.path.join(wordnet_dir(), "index.noun")):
+        if not line or line.startswith(" "):
+            continue
+        fields = line.split()
+        if "_" not in fields[0]:
+            out.append((fields[0], fields[-int(fields[2])]))
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def picturable_nouns(count: int) -> tuple[str, ...]:
+    """The ``count`` most frequent nouns (by wordfreq) whose main sense is a thing a photo can show
+    (WordNet: animals, artifacts, food, people, plants, places...) and that are mostly nouns."""
+    import wordfreq
+
+    lexnames = dict(line.split()[:2] for line in _read_lines(os.path.join(wordnet_dir(), "lexnames")))
+    wanted = {number for number, name in lexnames.items() if name in PICTURABLE_LEXFILES}
+    synsets = {}  # offset -> (lexicographer file, the synset's words as written)
+    for line in _read_lines(os.path.join(wordnet_dir(), "data.noun")):
+        if line and not line.startswith(" "):
+            fields = line.split(" ", 4 + 2 * 200)
+            words = fields[4:4 + 2 * int(fields[3], 16):2]
+            synsets[fields[0]] = (fields[1], frozenset(words))
+    not_nouns = word_classes()[2]
+    bad = profanity_terms(PROFANITY_LISTS)
+    nouns = []
+    for lemma, offset in _noun_index():
+        lexfile, words = synsets.get(offset, ("", frozenset()))
+        # "london" is written "London" in its synset: names are not labels
+        if (lexfile in wanted and lemma in words and lemma.isalpha() and len(lemma) >= 3
+                and lemma not in not_nouns and lemma not in bad):
+            nouns.append(lemma)
+    frequencies = wordfreq.get_frequency_dict("en", "large")
+    nouns.sort(key=lambda lemma: (-frequencies.get(lemma, 0.0), lemma))
+    return tuple(nouns[:count])
+
+
+@functools.lru_cache(maxsize=1)
+def noun_lemmas() -> dict[str, str]:
+    """Plural and irregular noun forms -> their lemma (dogs -> dog, children -> child)."""
+    lemmas = {}
+    for lemma, _ in _noun_index():
+        for form in _inflections(lemma, "n"):
+            lemmas.setdefault(form, lemma)
+    for line in _read_lines(os.path.join(wordnet_dir(), "noun.exc")):
+        parts = line.split()
+        if len(parts) >= 2 and "_" not in parts[0]:
+            lemmas.setdefault(parts[0], parts[1])
+    for lemma, _ in _noun_index():
+        lemmas.pop(lemma, None)  # a lemma stays itself ("glass", not "glas")
+    return lemmas

@@ -159,9 +159,20 @@ class ClipConfig:
     device: str = "auto"  # auto: cuda when present
     precision: str = "auto"  # auto|fp32|bf16|fp16|int8 (see filters/clip_model.py)
     batch_size: int = 64
+    decoder: str = "auto"  # auto|pil|torch: auto is torch (nvjpeg) on CUDA (filters/clip_images.py)
     # Pairs scoring below this are dropped. None: LAION-5B's cut for the model when it has one
     # (ViT-B-32 with OpenAI weights 0.28, multilingual 0.26), else none; -1 keeps everything.
     min_score: float | None = None
+    # Keep only this best fraction of the run's scored pairs (DataComp's CLIP filter keeps 0.3),
+    # after the min_score cut. None: no such cut.
+    top_fraction: float | None = None
+    # Conceptual Captions' image-label grounding: keep a pair only when a caption word is one of
+    # the image's top-k zero-shot labels from a noun vocabulary (a file, one label per line, or
+    # None: the most frequent WordNet nouns a photo can show). See filters/clip_grounding.py.
+    grounding: bool = False
+    grounding_top_k: int = 10
+    grounding_vocabulary: str | None = None
+    grounding_vocabulary_size: int = 1000
 
 
 @dataclass
@@ -191,6 +202,7 @@ CHOICES = {
     ("text", "preset"): set(PRESETS),
     ("dedup", "url"): {"url", "pair", "none"},
     ("clip", "precision"): {"auto", "fp32", "bf16", "fp16", "int8"},
+    ("clip", "decoder"): {"auto", "pil", "torch"},
     ("resize", "resize_mode"): {"no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"},
     ("resize", "encode_format"): {"jpg", "webp", "png"},
     ("resize", "upscale_interpolation"): {"nearest", "bilinear", "bicubic", "lanczos", "area"},
@@ -267,6 +279,15 @@ def _check(config: Config) -> None:
         raise ConfigError("clip.batch_size must be > 0")
     if config.clip.min_score is not None and not -1 <= config.clip.min_score <= 1:
         raise ConfigError("clip.min_score is a cosine similarity: -1..1")
+    if config.clip.top_fraction is not None:
+        if not 0 < config.clip.top_fraction <= 1:
+            raise ConfigError("clip.top_fraction is the share of pairs to keep: 0 < f <= 1")
+        if not config.clip.enabled:
+            raise ConfigError("clip.top_fraction needs clip.enabled=true")
+    if config.clip.grounding and not config.clip.enabled:
+        raise ConfigError("clip.grounding needs clip.enabled=true")
+    if config.clip.grounding_top_k <= 0 or config.clip.grounding_vocabulary_size <= 0:
+        raise ConfigError("clip.grounding_top_k and clip.grounding_vocabulary_size must be > 0")
     if config.image.max_aspect_ratio < 1:
         raise ConfigError("image.max_aspect_ratio must be >= 1")
     fmt, quality = config.resize.encode_format, config.resize.encode_quality

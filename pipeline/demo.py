@@ -153,8 +153,10 @@ def run_demo(out_dir: str, *, beam_args: list[str] = ()) -> dict:
             f"download.connect_to=[\"{IMAGE_HOST}:80:127.0.0.1:{server.port}\"]",
             "download.retries=0",
             "shards.samples_per_shard=8",
-            # LAION's ViT-B-32 stage; offline its weights are missing: scores without a cut
+            # LAION's ViT-B-32 cut, then DataComp's top 30%; offline the weights are missing:
+            # scores, and neither cut drops anything
             "clip.enabled=true",
+            "clip.top_fraction=0.3",
         ])
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo runs offline: no ~1 min of retries
         stats = run([warc_path], out_dir, config, beam_args=list(beam_args), overwrite=True)

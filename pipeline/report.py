@@ -76,6 +76,14 @@ def clip_summary(clip: dict) -> str:
         return (f"CLIP {clip['model']}: NO WEIGHTS ({clip['problem']}): scores are random and no pair "
                 "was dropped for its score")
     cut = "no cut" if clip["min_score"] is None else f"pairs under {clip['min_score']} dropped"
+    top = clip.get("top_fraction")
+    if top and top["cut"] is not None:
+        cut += (f"; the top {top['fraction']:g} kept: {top['keep']} of {top['scored']} pairs, "
+                f"scores >= {top['cut']:.4f}")
+    grounding = clip.get("grounding")
+    if grounding:
+        cut += (f"; a caption word must be among the image's top {grounding['top_k']} of "
+                f"{grounding['labels']} labels ({grounding['vocabulary']})")
     return f"CLIP {clip['model']} ({clip['weights']}), {clip['precision']} on {clip['device']}: {cut}"
 
 

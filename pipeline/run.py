@@ -19,10 +19,12 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.runner import PipelineState
 
+from filters.clip_grounding import label_vocabulary
 from filters.clip_model import check_clip_spec
 from filters.langid import model_path
 from pipeline import fileio
 from pipeline.clip_step import clip_spec
+from pipeline.clip_top import CUT_FILE, TopFractionCut, top_cut_summary
 from pipeline.config import Config
 from pipeline.funnel import AccountingError, check_funnel, funnel_from_counters
 from pipeline.inputs import expand_inputs, preflight
@@ -31,7 +33,7 @@ from pipeline.pages import FetchPages
 from pipeline.report import write_report
 from pipeline.schema import REJECT_SCHEMA, reject_row
 from pipeline.sources import PAGES, REJECTED, ReadSource
-from pipeline.stages import HASHES, AssignShards, BuildShards, ImageDedup, UrlDedup
+from pipeline.stages import AssignShards, BuildShards, ImageDedup, UrlDedup
 from pipeline.text_stage import TextStage
 
 log = logging.getLogger("altcap")
@@ -75,7 +77,8 @@ def prepare_output(out_dir: str, items, config: Config, *, overwrite: bool) -> N
     if overwrite:
         fileio.delete(fileio.match(fileio.join(out_dir, "shards", "*")) +
                       fileio.match(fileio.join(out_dir, "rejects", "*.parquet")) +
-                      fileio.match(fileio.join(out_dir, "stats.json")))
+                      fileio.match(fileio.join(out_dir, "stats.json")) +
+                      fileio.match(fileio.join(out_dir, CUT_FILE)))
     # Stages before the shards are recomputed on every run; their rejects are written afresh.
     fileio.delete(fileio.match(fileio.join(out_dir, "rejects", "pre", "*")))
     fileio.delete(fileio.match(fileio.join(out_dir, "shards", "*.tmp-*")) +
@@ -114,10 +117,11 @@ def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,
 
     shards = (candidates
               | "AssignShards" >> AssignShards(config.shards.samples_per_shard)
-              | "BuildShards" >> beam.ParDo(BuildShards(config_dict, out_dir)).with_outputs(
-                  HASHES, main="samples"))
+              | "BuildShards" >> beam.ParDo(BuildShards(config_dict, out_dir)))
+    if config.clip.enabled and config.clip.top_fraction is not None:
+        shards = shards | "ClipTopFraction" >> TopFractionCut(config.clip.top_fraction, out_dir)
     if config.dedup.image:
-        (shards["samples"], shards[HASHES]) | "ImageDedup" >> ImageDedup(out_dir)
+        shards | "ImageDedup" >> ImageDedup(out_dir)
 
     (rejects
      | "EarlyRejects" >> beam.Flatten()
@@ -155,11 +159,11 @@ def parquet_rows(paths: list[str]) -> int:
 
 
 def clip_info(out_dir: str) -> dict | None:
-    """The CLIP model the shards were scored with (weights, precision, cut, any problem)."""
+    """The CLIP model the shards were scored with (weights, precision, cuts, any problem)."""
     for path in sorted(fileio.match(fileio.join(out_dir, "shards", "*_stats.json"))):
         found = json.loads(fileio.read_bytes(path)).get("clip")
         if found:
-            return found
+            return dict(found, top_fraction=top_cut_summary(out_dir))
     return None
 
 
@@ -173,6 +177,8 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
     model_path(config.text.lang_model)  # fetched (or refused) here, not in every worker
     if config.clip.enabled:
         check_clip_spec(clip_spec(config.clip))  # a wrong name fails here, not in every worker
+        if config.clip.grounding:
+            label_vocabulary(config.clip.grounding_vocabulary, config.clip.grounding_vocabulary_size)
     prepare_output(out_dir, items, config, overwrite=overwrite)
     log.info("%d input item(s); output in %s", len(items), out_dir)
 

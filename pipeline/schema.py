@@ -30,6 +30,7 @@ SAMPLE_SCHEMA = pa.schema([
     ("image_format", pa.string()),
     ("sha256", pa.string()),
     ("clip_score", pa.float32()),
+    ("clip_labels", pa.list_(pa.string())),
     ("http_status", pa.int32()),
     ("status", pa.string()),
     ("error_message", pa.string()),
@@ -47,6 +48,7 @@ REJECT_SCHEMA = pa.schema([
     ("image_format", pa.string()),
     ("sha256", pa.string()),
     ("clip_score", pa.float32()),
+    ("clip_labels", pa.list_(pa.string())),
     ("status", pa.string()),
     ("error_message", pa.string()),
 ])

@@ -1,8 +1,9 @@
 """The Beam steps between the sources and the finished shards.
 
 URL dedup and shard assignment shuffle small records only; download, image rules and the shard
-write happen in one DoFn per shard (image bytes never pass through a GroupByKey); exact image
-dedup shuffles (sha256, key, shard) triples and then visits every shard once.
+write happen in one DoFn per shard (image bytes never pass through a GroupByKey); the
+top-fraction CLIP cut (``clip_top``) and exact image dedup then visit every written shard once
+each, shuffling only scores and (sha256, key, shard) triples.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from pipeline.shard_builder import build_shard, record_order, shard_hashes
 log = logging.getLogger("altcap")
 
 REJECTED = "rejected"
-HASHES = "hashes"
 
 
 class UrlDedup(beam.PTransform):
@@ -94,7 +94,7 @@ def _count_stage(stage: str, entry: dict) -> None:
 
 
 class BuildShards(beam.DoFn):
-    """(shard id, records) -> the written shard; emits (shard id, samples) and image hashes."""
+    """(shard id, records) -> the written shard; emits (shard id, samples)."""
 
     def __init__(self, config: dict, out_dir: str):
         self._config_dict = config
@@ -125,10 +125,7 @@ class BuildShards(beam.DoFn):
         _count_stage(IMAGE, stats["stages"][IMAGE])
         if CLIP in stats["stages"]:
             _count_stage(CLIP, stats["stages"][CLIP])
-        yield shard_id, stats["samples"]
-        if self.config.dedup.image:
-            for sha256, key in shard_hashes(self.out_dir, shard_id):
-                yield beam.pvalue.TaggedOutput(HASHES, (sha256, (key, shard_id)))
+        return [(shard_id, stats["samples"])]
 
 
 class ImageDedup(beam.PTransform):
@@ -138,10 +135,11 @@ class ImageDedup(beam.PTransform):
         super().__init__()
         self.out_dir = out_dir
 
-    def expand(self, inputs):
-        shard_samples, hashes = inputs
+    def expand(self, shard_samples):
         out_dir = self.out_dir
-        losers = (hashes
+        losers = (shard_samples
+                  | "ImageHashes" >> beam.FlatMap(
+                      lambda item: [(sha256, (key, item[0])) for sha256, key in shard_hashes(out_dir, item[0])])
                   | "GroupBySha256" >> beam.GroupByKey()
                   | "Losers" >> beam.FlatMap(lambda item: losers_of(list(item[1]))))
 

@@ -1,6 +1,7 @@
 """The CLIP stage inside real Beam pipelines: every written sample scored as ``ClipScorer`` scores
-it, the cut keeps exactly the pairs at or above it, embeddings line up with the sample keys (also
-after image dedup), and a model without weights drops nothing and says so."""
+it, the absolute cut and the run's top fraction keep exactly the expected pairs, embeddings line
+up with the sample keys (also after image dedup), and a model without weights drops nothing and
+says so."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PIL import Image
 from skimage import data as photos
 
 from crawl.serve import LocalServer, Route
+from filters.clip_grounding import PROMPT, top_labels
 from filters.clip_model import WEIGHTS_FILE, ClipSpec, export_local_dir, load_clip
 from filters.clip_score import ClipScorer
 
@@ -117,15 +119,88 @@ def test_image_dedup_removes_the_losers_embeddings_too(tmp_path, tiny_model):
     assert set(embeddings_of(tmp_path / "dup")) == {r["key"] for r in rows}
 
 
+def test_the_top_fraction_keeps_exactly_the_best_of_the_whole_run(tmp_path, tiny_model):
+    base = clip_settings(tiny_model, "clip.min_score=-1", "shards.samples_per_shard=3")  # 3 shards
+    run_with(tmp_path, "all", photo_jpegs(), CAPTIONS, *base)
+    scores = {r["caption"]: r["clip_score"] for r in shard_rows(tmp_path / "all")}  # keys hash the port
+    best = sorted(scores, key=scores.get, reverse=True)
+    stats = run_with(tmp_path, "top", photo_jpegs(), CAPTIONS, *base, "clip.top_fraction=0.3")
+    kept = shard_rows(tmp_path / "top")
+    assert sorted(r["caption"] for r in kept) == sorted(best[:3])  # ceil(0.3 x 8) = 3, across all shards
+    dropped = [r for r in reject_rows(tmp_path / "top") if r["stage"] == "clip_top"]
+    assert sorted(r["caption"] for r in dropped) == sorted(best[3:])
+    assert {r["reason"] for r in dropped} == {"below_top_fraction"}
+    assert set(embeddings_of(tmp_path / "top")) == {r["key"] for r in kept}
+    assert len(list((tmp_path / "top" / "shards").glob("*.tar"))) == 3
+    assert set(tar_samples(tmp_path / "top")) == {r["key"] for r in kept}
+    top = next(e for e in stats["funnel"] if e["stage"] == "clip_top")
+    assert (top["in"], top["passed"], top["rejected"]) == (8, 3, 5) and stats["check"]["ok"]
+    funnel = [e["stage"] for e in stats["funnel"]]
+    assert funnel.index("clip") < funnel.index("clip_top") < funnel.index("image_dedup")
+    summary = stats["clip"]["top_fraction"]
+    assert (summary["scored"], summary["keep"]) == (8, 3)
+    assert summary["cut"] == pytest.approx(scores[best[2]], abs=1e-7)
+    assert "the top 0.3 kept: 3 of 8 pairs" in (tmp_path / "top" / "report.html").read_text()
+
+    again = run_local([tmp_path / "top.tsv"], tmp_path / "top", *PERMISSIVE, *base, "clip.top_fraction=0.3")
+    assert sorted(r["caption"] for r in shard_rows(tmp_path / "top")) == sorted(best[:3])  # resumed
+    assert again["check"]["ok"] and again["clip"]["top_fraction"] == summary
+
+
+def test_image_dedup_chooses_among_the_pairs_the_top_cut_kept(tmp_path, tiny_model):
+    images = photo_jpegs()[:4] * 2  # every pair twice, under another URL: twins score the same
+    captions = CAPTIONS[:4] * 2
+    stats = run_with(tmp_path, "both", images, captions,
+                     *clip_settings(tiny_model, "clip.min_score=-1", "clip.top_fraction=0.5"))
+    rows = reject_rows(tmp_path / "both")
+    cut = {r["key"] for r in rows if r["stage"] == "clip_top"}
+    kept = {r["key"] for r in shard_rows(tmp_path / "both")}
+    duplicates = [r for r in rows if r["stage"] == "image_dedup"]
+    assert len(cut) == 4 and stats["check"]["ok"]
+    for row in duplicates:  # dedup only ever saw survivors, and kept one of them
+        assert row["key"] not in cut and row["detail"].split()[-1] in kept
+    assert len(kept) == 2 and len(duplicates) == 2  # the best two twins survive the cut, then dedup
+
+
+def test_grounding_keeps_the_pairs_whose_caption_names_a_top_label(tmp_path, tiny_model):
+    labels = ["astronaut", "coffee", "cat", "rocket", "camera", "cell", "square", "sofa"]
+    vocabulary = tmp_path / "labels.txt"
+    vocabulary.write_text("\n".join(labels))
+    base = clip_settings(tiny_model, "clip.min_score=-1")
+    run_with(tmp_path, "all", photo_jpegs(), CAPTIONS, *base)
+    rows = shard_rows(tmp_path / "all")
+    # the expected labels, from the written images with the same weights and prompts
+    scorer = ClipScorer(load_clip(ClipSpec(model=tiny_model, device="cpu", precision="fp32")), batch_size=3)
+    samples = tar_samples(tmp_path / "all")
+    images = scorer.embed_images([Image.open(io.BytesIO(samples[r["key"]]["jpg"])).convert("RGB") for r in rows])
+    expected = dict(zip((r["caption"] for r in rows),
+                        top_labels(images, scorer.embed_texts([PROMPT.format(x) for x in labels]), labels, 4)))
+    grounded = {c for c, top in expected.items() if set(c.replace("cells", "cell").split()) & set(top)}
+    assert grounded and grounded != set(CAPTIONS)  # the case is worth testing
+
+    stats = run_with(tmp_path, "grounded", photo_jpegs(), CAPTIONS, *base, "clip.grounding=true",
+                     "clip.grounding_top_k=4", f"clip.grounding_vocabulary={vocabulary}")
+    kept = shard_rows(tmp_path / "grounded")
+    assert {r["caption"] for r in kept} == grounded
+    assert all(r["clip_labels"] == expected[r["caption"]] for r in kept)
+    dropped = [r for r in reject_rows(tmp_path / "grounded") if r["stage"] == "clip"]
+    assert {r["caption"] for r in dropped} == set(CAPTIONS) - grounded
+    assert {r["reason"] for r in dropped} == {"ungrounded"}
+    assert all(r["clip_labels"] == expected[r["caption"]] for r in dropped)
+    assert stats["clip"]["grounding"] == {"labels": 8, "top_k": 4, "vocabulary": str(vocabulary)}
+    assert stats["check"]["ok"]
+
+
 def test_a_model_without_weights_scores_but_drops_nothing(tmp_path):
     torch.manual_seed(3)
     model = export_local_dir(open_clip.CLIP(**TINY), TINY, str(tmp_path / "no-weights"))
     (tmp_path / "no-weights" / WEIGHTS_FILE).unlink()
-    stats = run_with(tmp_path, "random", photo_jpegs()[:4], CAPTIONS[:4], *clip_settings(model, "clip.min_score=0.99"))
+    stats = run_with(tmp_path, "random", photo_jpegs()[:4], CAPTIONS[:4],
+                     *clip_settings(model, "clip.min_score=0.99", "clip.top_fraction=0.1", "clip.grounding=true"))
     rows = shard_rows(tmp_path / "random")
-    assert len(rows) == 4 and all(r["clip_score"] is not None for r in rows)
+    assert len(rows) == 4 and all(r["clip_score"] is not None and len(r["clip_labels"]) == 10 for r in rows)
     assert stats["clip"]["filtering"] is False and "no weights file" in stats["clip"]["problem"]
-    assert stats["clip"]["min_score"] is None
+    assert stats["clip"]["min_score"] is None and stats["clip"]["top_fraction"]["cut"] is None
     assert "CLIP local-dir:" in (tmp_path / "random" / "report.html").read_text()
     assert "NO WEIGHTS" in (tmp_path / "random" / "report.html").read_text()
 
