@@ -177,19 +177,18 @@ def picturable_nouns(count: int) -> tuple[str, ...]:
 
     lexnames = dict(line.split()[:2] for line in _read_lines(os.path.join(wordnet_dir(), "lexnames")))
     wanted = {number for number, name in lexnames.items() if name in PICTURABLE_LEXFILES}
-    synsets = {}  # offset -> (lexicographer file, the synset's words as written)
+    synsets: dict[str, tuple[str, frozenset[str]]] = {}  # offset -> (lexicographer file, words as written)
     for line in _read_lines(os.path.join(wordnet_dir(), "data.noun")):
         if line and not line.startswith(" "):
-            fields = line.split(" ", 4 + 2 * 200)
-            words = fields[4:4 + 2 * int(fields[3], 16):2]
-            synsets[fields[0]] = (fields[1], frozenset(words))
+            fields = line.split()
+            synsets[fields[0]] = (fields[1], frozenset(fields[4:4 + 2 * int(fields[3], 16):2]))
     not_nouns = word_classes()[2]
     bad = profanity_terms(PROFANITY_LISTS)
     nouns = []
     for lemma, offset in _noun_index():
-        lexfile, words = synsets.get(offset, ("", frozenset()))
+        lexfile, spelled = synsets.get(offset, ("", frozenset()))
         # "london" is written "London" in its synset: names are not labels
-        if (lexfile in wanted and lemma in words and lemma.isalpha() and len(lemma) >= 3
+        if (lexfile in wanted and lemma in spelled and lemma.isalpha() and len(lemma) >= 3
                 and lemma not in not_nouns and lemma not in bad):
             nouns.append(lemma)
     frequencies = wordfreq.get_frequency_dict("en", "large")
@@ -200,7 +199,7 @@ def picturable_nouns(count: int) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=1)
 def noun_lemmas() -> dict[str, str]:
     """Plural and irregular noun forms -> their lemma (dogs -> dog, children -> child)."""
-    lemmas = {}
+    lemmas: dict[str, str] = {}
     for lemma, _ in _noun_index():
         for form in _inflections(lemma, "n"):
             lemmas.setdefault(form, lemma)
