@@ -31,8 +31,8 @@ import torch
 from PIL import Image, ImageOps
 from skimage import data as photos
 
-from filters.clip_model import ClipSpec, export_local_dir
 from filters.clip_images import ImageBatcher
+from filters.clip_model import ClipSpec, export_local_dir
 from filters.clip_score import PIXEL_TYPES
 from pipeline.clip_step import ClipStep
 from pipeline.config import ClipConfig

@@ -1,0 +1,98 @@
+"""WordNet 3.0 instance hypernyms: "Shakespeare" is an instance of poet, "Paris" of national
+capital (said "city", see ``hypernym_word``).
+
+Sense choice: among the synsets that list the name as a lemma and are instances (named entities),
+prefer the one whose first lemma is the name (the entity the name is primarily the name of:
+"Madonna" the singer, not Mary, whose synset lists Madonna among other names), then the most
+frequent in SemCor (Paris the capital, not Paris of Troy), then WordNet's own sense order.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from hypernymize.knowledge import ORGANIZATION, PERSON, PLACE, THING, Hypernym
+from hypernymize.wordnet_files import wordnet
+
+# Where the rules below choose a worse word for a frequent instance hypernym (180 capitals).
+PREFERRED_WORDS = {"national_capital.n.01": "city"}
+TYPE_ROOTS = (("person.n.01", PERSON), ("location.n.01", PLACE), ("organization.n.01", ORGANIZATION),
+              ("social_group.n.01", ORGANIZATION))
+
+
+def _spoken(lemma: str) -> str:
+    return lemma.replace("_", " ")
+
+
+def hypernym_word(synset) -> str:
+    """A short everyday word for a hypernym synset: its first lemma when that is one word (poet),
+    or that lemma written closed (film maker -> filmmaker), else the head of "X of Y" (president of
+    the United States -> president), else a one-word lemma that heads one of its compounds (dance
+    band -> band), else the nearest ancestor's (state capital -> city, European country -> country)."""
+    current = synset
+    for _ in range(8):
+        if current.name() in PREFERRED_WORDS:
+            return PREFERRED_WORDS[current.name()]
+        names = current.lemma_names()
+        first = names[0]
+        if "_" not in first and "-" not in first:
+            return first.lower()
+        if first.replace("_", "") in names:
+            return first.replace("_", "").lower()
+        head, of, _rest = first.partition("_of_")
+        if of and "_" not in head:
+            return head.lower()
+        heads = {name.rsplit("_", 1)[-1] for name in names if "_" in name}
+        single = [name for name in names if "_" not in name and name in heads]
+        if single:
+            return single[0].lower()
+        parents = current.hypernyms() or current.instance_hypernyms()
+        if not parents:
+            break
+        current = parents[0]
+    return _spoken(synset.lemma_names()[0]).lower()
+
+
+def entity_type(synset) -> str:
+    ancestors = {s.name() for path in synset.hypernym_paths() for s in path}
+    for root, kind in TYPE_ROOTS:
+        if root in ancestors:
+            return kind
+    return THING
+
+
+class WordNetSource:
+    name = "wordnet"
+
+    def __init__(self, root: str | None = None):
+        self.wordnet = wordnet(root)
+
+    def _candidates(self, name: str) -> list:
+        lemma = name.replace(" ", "_")
+        found = []
+        for order, synset in enumerate(self.wordnet.synsets(lemma, "n")):
+            if not synset.instance_hypernyms():
+                continue
+            names = synset.lemma_names()
+            if lemma not in names:
+                continue  # "apple" the fruit does not make "Apple" an entity, nor the reverse
+            count = sum(entry.count() for entry in synset.lemmas() if entry.name() == lemma)
+            found.append(((names[0] != lemma, -count, order), synset))
+        return [synset for _, synset in sorted(found, key=lambda item: item[0])]
+
+    @functools.lru_cache(maxsize=65536)
+    def lookup(self, name: str) -> Hypernym | None:
+        candidates = self._candidates(name)
+        if not candidates:
+            return None
+        chosen = candidates[0]
+        parent = chosen.instance_hypernyms()[0]
+        return Hypernym(hypernym_word(parent), entity_type(parent), self.name, chosen.name())
+
+    def names(self):
+        """Capitalised instance lemmas ("Harrison Ford" is not in WordNet 3.0; "Shakespeare" is)."""
+        for synset in self.wordnet.all_synsets("n"):
+            if synset.instance_hypernyms():
+                for lemma in synset.lemma_names():
+                    if lemma[:1].isupper():
+                        yield _spoken(lemma)
