@@ -4,6 +4,7 @@
     altcap demo [--output DIR]
     altcap text [--preset NAME] FILE|-   try the text rules: one caption per line in, JSON lines out
     altcap config            print every setting with its default, as YAML
+    altcap kb build --wikidata DUMP.json[.bz2|.gz] --output KB   compile a Wikidata KB for hypernyms
 
 Errors a user can cause end with one line on stderr and exit status 2.
 """
@@ -74,7 +75,29 @@ def parser() -> argparse.ArgumentParser:
                       help="override one setting, e.g. --set text.min_words=5")
 
     commands.add_parser("config", help="print all settings with their defaults as YAML")
+
+    kb = commands.add_parser("kb", help="knowledge bases for hypernymization")
+    kb_commands = kb.add_subparsers(dest="kb_command", required=True)
+    build = kb_commands.add_parser("build", help="compile a Wikidata JSON dump into a memory-mapped KB")
+    build.add_argument("--wikidata", required=True, metavar="DUMP",
+                       help="Wikidata JSON dump (.json, .json.gz, .json.bz2)")
+    build.add_argument("--output", required=True, metavar="KB", help="the KB folder to write")
+    build.add_argument("--languages", default="en", help="label and alias languages, comma-separated (default: en)")
+    build.add_argument("--min-sitelinks", type=int, default=0, metavar="N",
+                       help="keep only items with at least N sitelinks (notability; default 0)")
     return top
+
+
+def run_kb(args) -> int:
+    """``altcap kb build``: the manifest of the KB it wrote, as JSON, on stdout."""
+    import json
+
+    from hypernymize.wikidata_kb import build_kb
+
+    languages = tuple(part.strip() for part in args.languages.split(",") if part.strip())
+    manifest = build_kb(args.wikidata, args.output, languages=languages, min_sitelinks=args.min_sitelinks)
+    print(json.dumps(manifest, indent=1, ensure_ascii=False))
+    return 0
 
 
 def run_text(args) -> int:
@@ -145,6 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return run_text(args)
         except _user_errors() as err:
+            print(f"altcap: error: {err}", file=sys.stderr)
+            return 2
+    if args.command == "kb":
+        setup_logging(False)
+        from hypernymize.wikidata_kb import KbError
+
+        try:
+            return run_kb(args)
+        except (*_user_errors(), KbError) as err:
             print(f"altcap: error: {err}", file=sys.stderr)
             return 2
     if args.command == "config":
