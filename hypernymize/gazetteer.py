@@ -73,14 +73,10 @@ class Gazetteer(Generic[V]):
         return found
 
 
-def merged(sources: list, *, keep=lambda name: True) -> dict:
-    """name -> the first source's answer, over every name any source knows (sources in priority
-    order)."""
+def merged(sources: list) -> dict:
+    """name -> the first source (in priority order) that knows it; a match asks that source."""
     table: dict = {}
     for source in sources:
         for name in source.names():
-            if name not in table and keep(name):
-                answer = source.lookup(name)
-                if answer is not None:
-                    table[name] = answer
+            table.setdefault(name, source)
     return table

@@ -10,9 +10,11 @@ frequent in SemCor (Paris the capital, not Paris of Troy), then WordNet's own se
 from __future__ import annotations
 
 import functools
+import os
+import re
 
 from hypernymize.knowledge import ORGANIZATION, PERSON, PLACE, THING, Hypernym
-from hypernymize.wordnet_files import wordnet
+from hypernymize.wordnet_files import wordnet, wordnet_corpus
 
 # Where the rules below choose a worse word for a frequent instance hypernym (180 capitals).
 PREFERRED_WORDS = {"national_capital.n.01": "city"}
@@ -66,6 +68,7 @@ class WordNetSource:
 
     def __init__(self, root: str | None = None):
         self.wordnet = wordnet(root)
+        self.corpus = wordnet_corpus(root)
 
     def _candidates(self, name: str) -> list:
         lemma = name.replace(" ", "_")
@@ -90,9 +93,13 @@ class WordNetSource:
         return Hypernym(hypernym_word(parent), entity_type(parent), self.name, chosen.name())
 
     def names(self):
-        """Capitalised instance lemmas ("Harrison Ford" is not in WordNet 3.0; "Shakespeare" is)."""
-        for synset in self.wordnet.all_synsets("n"):
-            if synset.instance_hypernyms():
-                for lemma in synset.lemma_names():
+        """Capitalised instance lemmas ("Harrison Ford" is not in WordNet 3.0; "Shakespeare" is),
+        read from data.noun directly: building NLTK's synset objects for all of it takes seconds."""
+        with open(os.path.join(self.corpus, "data.noun"), encoding="utf-8") as lines:
+            for line in lines:
+                if line.startswith(" ") or " @i " not in line:
+                    continue  # the licence header; synsets that are no instance
+                fields = line.split(" ", 4 + 2 * int(line.split(" ", 4)[3], 16) + 1)
+                for lemma in fields[4:4 + 2 * int(fields[3], 16):2]:
                     if lemma[:1].isupper():
-                        yield _spoken(lemma)
+                        yield _spoken(re.sub(r"\(.*\)$", "", lemma))

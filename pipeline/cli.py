@@ -5,6 +5,7 @@
     altcap text [--preset NAME] FILE|-   try the text rules: one caption per line in, JSON lines out
     altcap config            print every setting with its default, as YAML
     altcap kb build --wikidata DUMP.json[.bz2|.gz] --output KB   compile a Wikidata KB for hypernyms
+    altcap hypernymize [--kb KB] FILE|-   try hypernymization: one caption per line in, JSON lines out
 
 Errors a user can cause end with one line on stderr and exit status 2.
 """
@@ -85,7 +86,37 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--languages", default="en", help="label and alias languages, comma-separated (default: en)")
     build.add_argument("--min-sitelinks", type=int, default=0, metavar="N",
                        help="keep only items with at least N sitelinks (notability; default 0)")
+    hyp = commands.add_parser("hypernymize", help="rewrite captions, one per line, as Conceptual Captions "
+                                                  "did; writes one JSON line per caption")
+    hyp.add_argument("file", metavar="FILE|-", help="UTF-8 text, one caption per line; - reads stdin")
+    hyp.add_argument("--kb", metavar="KB", help="a Wikidata KB folder (altcap kb build)")
+    hyp.add_argument("--mode", choices=["hypernym", "person-mask"], default="hypernym")
+    hyp.add_argument("--style", choices=["plain", "cc3m"], default="plain")
+    hyp.add_argument("--min-population", type=int, default=15000, metavar="N",
+                     help="GeoNames cities from this many people (default 15000)")
     return top
+
+
+def run_hypernymize(args) -> int:
+    """``altcap hypernymize``: caption, rewritten, entities, rejected, reason per line."""
+    import dataclasses
+    import json
+
+    from hypernymize.loading import load_hypernymizer
+
+    try:
+        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise ConfigError(f"cannot read {args.file}: {err.strerror}") from None
+    hypernymizer = load_hypernymizer(kb=args.kb, min_population=args.min_population, mode=args.mode,
+                                     style=args.style)
+    with source:
+        for line in source:
+            result = hypernymizer.rewrite(line.rstrip("\r\n"))
+            print(json.dumps({"caption": result.caption, "rewritten": result.rewritten,
+                              "entities": [dataclasses.asdict(e) for e in result.entities],
+                              "rejected": result.rejected, "reason": result.reason}, ensure_ascii=False))
+    return 0
 
 
 def run_kb(args) -> int:
@@ -170,12 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         except _user_errors() as err:
             print(f"altcap: error: {err}", file=sys.stderr)
             return 2
-    if args.command == "kb":
+    if args.command in ("kb", "hypernymize"):
         setup_logging(False)
         from hypernymize.wikidata_kb import KbError
 
         try:
-            return run_kb(args)
+            return run_kb(args) if args.command == "kb" else run_hypernymize(args)
         except (*_user_errors(), KbError) as err:
             print(f"altcap: error: {err}", file=sys.stderr)
             return 2

@@ -1,0 +1,319 @@
+"""Rewrite a caption the way Conceptual Captions did (Sharma et al. 2018, section 3): named
+entities become their hypernyms, and dates, counts, proper-noun modifiers and place phrases go.
+
+    Harrison Ford and Calista Flockhart attend the premiere of 'Hollywood Homicide' at the 29th
+    American Film Festival September 5, 2003 in Deauville, France.
+    -> actors attend the premiere at the festival.
+
+The rules, in order, on the caption's tokens:
+1. dates, times and years are dropped, with a preposition that leads them ("on September 23");
+2. quoted titles are dropped, with a preposition that leads them ("of 'Hollywood Homicide'");
+3. runs of capitalised words are found (a sentence's first word only when it is no common word);
+   a run followed by a common noun modifies it and is dropped ("British Airways Airbus A319
+   aircraft" -> "aircraft"); a run named in a knowledge source, or a given name and a surname
+   (a person), becomes its hypernym; a run whose last word is a common noun becomes that noun
+   ("Pilgrimage Music & Cultural Festival" -> "festival"); a run followed by ", Place" is a place;
+4. a place after a place preposition is dropped with it ("in Balakot, Pakistan");
+5. a person noun before a person ("musician Justin Timberlake") and numbers that modify a noun
+   ("two sculptures", "the 29th festival") are dropped;
+6. coordinated entities with one hypernym merge into its plural ("actor and actor" -> "actors");
+7. articles agree with the next word ("a aircraft" -> "an aircraft").
+A caption with an unresolved proper noun, or too few words left, is rejected with the reason.
+``mode="person-mask"`` (CC12M) only replaces people's names with ``<PERSON>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from hypernymize.gazetteer import Gazetteer, Token, tokenize
+from hypernymize.knowledge import PERSON, PLACE, THING, Hypernym
+from hypernymize.vocabulary import (
+    DATE,
+    DATE_PREPOSITIONS,
+    DETERMINERS,
+    FUNCTION_WORDS,
+    PLACE_HEADS,
+    PLACE_PREPOSITIONS,
+    given_names,
+    is_common_word,
+    is_number,
+    is_person_noun,
+    noun_and_verb,
+    plural,
+    starts_with_vowel_sound,
+)
+
+QUOTED = re.compile(r"(?<!\w)['\"‘“]([A-Z][^'\"’”]{0,80})['\"’”](?!\w)")
+CONNECTORS = {"&", "of", "de", "da", "van", "von", "del", "la", "le"}
+TOO_FEW_WORDS = "too_few_words"
+UNRESOLVED = "unresolved_proper_noun"
+PERSON_MASK = "<PERSON>"
+
+
+@dataclass
+class Entity:
+    start: int  # character span in the caption
+    end: int
+    text: str
+    type: str
+    hypernym: str | None  # None: dropped, not replaced
+    source: str  # wordnet, geonames, wikidata, pattern (a rule, no knowledge source)
+
+
+@dataclass
+class Rewrite:
+    caption: str
+    rewritten: str
+    entities: list[Entity] = field(default_factory=list)
+    rejected: bool = False
+    reason: str | None = None
+
+
+@dataclass
+class _Slot:
+    token: Token
+    drop: bool = False
+    text: str | None = None  # replacement text of the first token of an entity
+    entity: Entity | None = None
+
+
+class Hypernymizer:
+    """``rewrite(caption)``; ``sources`` in priority order; ``gazetteer``: name -> the source that
+    knows it (``gazetteer.merged``), over the sources held in memory."""
+
+    def __init__(self, sources: list, gazetteer: Gazetteer, *, mode: str = "hypernym", style: str = "plain",
+                 min_words: int = 3, reject_unresolved: bool = True):
+        if mode not in ("hypernym", "person-mask"):
+            raise ValueError(f"unknown hypernymization mode {mode!r}")
+        if style not in ("plain", "cc3m"):
+            raise ValueError(f"unknown caption style {style!r}")
+        self.sources = sources
+        self.gazetteer = gazetteer
+        self.mode, self.style = mode, style
+        self.min_words, self.reject_unresolved = min_words, reject_unresolved
+        self.given_names = given_names()
+
+    # -- knowledge ---------------------------------------------------------------------------
+    def _lookup(self, name: str) -> Hypernym | None:
+        for source in self.sources:
+            found = source.lookup(name)
+            if found is not None:
+                return found
+        return None
+
+    # -- detection ---------------------------------------------------------------------------
+    def _proper(self, slots: list[_Slot], i: int) -> bool:
+        word = slots[i].token.text
+        if slots[i].drop or not word[:1].isupper():
+            return False
+        sentence_start = i == 0 or slots[i - 1].token.text in ".!?:;\"'“‘(-–"
+        if sentence_start and is_common_word(word) and word not in self.given_names:
+            if not self._name_at(slots, i):
+                return False  # "Side view", "Musician Justin": a common first word; "New York" is a name
+        return not (len(word) == 1 and word in "AI")
+
+    def _name_at(self, slots: list[_Slot], i: int) -> bool:
+        """Whether a known name of several words starts at token ``i``."""
+        words = [slot.token.text for slot in slots[i:i + 4]]
+        if any(self._lookup(" ".join(words[:n])) for n in range(2, len(words) + 1)):
+            return True
+        found = self.gazetteer.find([slot.token for slot in slots[i:i + 8]])
+        return bool(found) and found[0].first == 0 and found[0].last > 1
+
+    def _runs(self, slots: list[_Slot]) -> list[tuple[int, int]]:
+        runs, i = [], 0
+        while i < len(slots):
+            if not self._proper(slots, i):
+                i += 1
+                continue
+            j = i + 1
+            while j < len(slots):
+                if self._proper(slots, j):
+                    j += 1
+                elif slots[j].token.text in CONNECTORS and j + 1 < len(slots) and self._proper(slots, j + 1):
+                    j += 2
+                else:
+                    break
+            runs.append((i, j))
+            i = j
+        return runs
+
+    def _person(self, words: list[str]) -> bool:
+        return 2 <= len(words) <= 4 and words[0] in self.given_names and all(
+            w[:1].isupper() and not is_common_word(w) for w in words[1:])
+
+    def _resolve(self, words: list[str]) -> tuple[Hypernym | None, str]:
+        """The run's hypernym and how it was found (a source, or "pattern")."""
+        name = " ".join(words)
+        found = self._lookup(name)
+        if found is not None:
+            return found, found.source
+        if self._person(words):
+            return Hypernym("person", PERSON, "pattern"), "pattern"
+        return None, ""
+
+    # -- the rewrite -------------------------------------------------------------------------
+    def rewrite(self, caption: str) -> Rewrite:
+        slots = [_Slot(token) for token in tokenize(caption)]
+        entities: list[Entity] = []
+        unresolved: list[str] = []
+        if self.mode == "hypernym":
+            self._drop_dates(caption, slots, entities)
+            self._drop_titles(caption, slots, entities)
+        for first, last in self._runs(slots):
+            self._handle_run(caption, slots, first, last, entities, unresolved)
+        if self.mode == "hypernym":
+            self._drop_person_nouns(slots)
+            self._drop_numbers(slots)
+            self._merge_coordination(slots)
+        text = self._assemble(slots)
+        result = Rewrite(caption, text, sorted(entities, key=lambda e: e.start))
+        if unresolved and self.reject_unresolved:
+            result.rejected, result.reason = True, UNRESOLVED
+        elif len(re.findall(r"\w+|<PERSON>", text)) < self.min_words:
+            result.rejected, result.reason = True, TOO_FEW_WORDS
+        return result
+
+    def _drop_span(self, slots, start: int, end: int, with_preposition: set[str]) -> list[int]:
+        inside = [i for i, s in enumerate(slots) if s.token.start >= start and s.token.end <= end]
+        for i in inside:
+            slots[i].drop = True
+        if inside:
+            before = inside[0] - 1
+            if before >= 0 and slots[before].token.text.lower() in with_preposition and not slots[before].drop:
+                slots[before].drop = True
+        return inside
+
+    def _drop_dates(self, caption, slots, entities) -> None:
+        for match in DATE.finditer(caption):
+            if self._drop_span(slots, match.start(), match.end(), DATE_PREPOSITIONS):
+                entities.append(Entity(match.start(), match.end(), match.group(), "date", None, "pattern"))
+
+    def _drop_titles(self, caption, slots, entities) -> None:
+        for match in QUOTED.finditer(caption):
+            if self._drop_span(slots, match.start(), match.end(), {"of", "in", "from", "at", "on"}):
+                entities.append(Entity(match.start(), match.end(), match.group(), "title", None, "pattern"))
+
+    def _handle_run(self, caption, slots, first, last, entities, unresolved) -> None:
+        words = [s.token.text for s in slots[first:last]]
+        start, end = slots[first].token.start, slots[last - 1].token.end
+        following = slots[last].token.text if last < len(slots) else ""
+        if self.mode == "person-mask":
+            found, _ = self._resolve(words)
+            if found is not None and found.type == PERSON:
+                entity = Entity(start, end, caption[start:end], PERSON, PERSON_MASK, found.source)
+                entities.append(entity)
+                self._replace(slots, first, last, PERSON_MASK, entity)
+            return
+        found, source = self._resolve(words)
+        noun, verb = (noun_and_verb(following) if following[:1].islower() and following.isalpha()
+                      and following not in FUNCTION_WORDS else (False, False))
+        if noun and following not in DETERMINERS and (not verb or found is None):
+            for slot in slots[first:last]:  # a modifier of the common noun that follows
+                slot.drop = True
+            entities.append(Entity(start, end, caption[start:end], found.type if found else THING, None,
+                                   source or "pattern"))
+            return
+        if found is None and len(words) > 1:
+            head = words[-1].lower()
+            if is_common_word(head):  # "Pilgrimage Music & Cultural Festival" -> festival
+                kind = PLACE if head in PLACE_HEADS else THING
+                found, source = Hypernym(PLACE_HEADS.get(head, head), kind, "pattern"), "pattern"
+        if found is None:
+            found, source = self._place_by_context(slots, last)
+        if found is None:
+            for match in self.gazetteer.find([s.token for s in slots[first:last]]):
+                if match.last - match.first == len(words):
+                    found = match.value.lookup(match.name)
+                    source = found.source if found else ""
+        if found is None:
+            unresolved.append(caption[start:end])
+            entities.append(Entity(start, end, caption[start:end], "unknown", None, ""))
+            return
+        entity = Entity(start, end, caption[start:end], found.type, found.hypernym, source)
+        entities.append(entity)
+        self._replace(slots, first, last, found.hypernym, entity)
+
+    def _place_by_context(self, slots, last) -> tuple[Hypernym | None, str]:
+        """"Balakot, Pakistan": an unknown name followed by a comma and a known place is a place."""
+        if last + 1 < len(slots) and slots[last].token.text == "," and slots[last + 1].token.text[:1].isupper():
+            found = self._lookup(slots[last + 1].token.text)
+            if found is not None and found.type == PLACE:
+                return Hypernym("place", PLACE, "pattern"), "pattern"
+        return None, ""
+
+    def _replace(self, slots, first, last, text, entity) -> None:
+        slots[first].text, slots[first].entity = text, entity
+        for slot in slots[first + 1:last]:
+            slot.drop = True
+        self._drop_place_phrase(slots, first, last, entity)
+
+    def _drop_place_phrase(self, slots, first, last, entity) -> None:
+        """"in Balakot, Pakistan", "from the Taj Mahal Hotel": a place preposition and its place."""
+        if entity.type != PLACE or self.mode != "hypernym":
+            return
+        i = first - 1
+        while i >= 0 and (slots[i].drop or slots[i].token.text.lower() in DETERMINERS):
+            i -= 1
+        if i < 0 or slots[i].token.text.lower() not in PLACE_PREPOSITIONS:
+            return
+        j = last
+        while j + 1 < len(slots) and slots[j].token.text == "," and (slots[j + 1].entity or slots[j + 1].drop
+                                                                     or slots[j + 1].token.text[:1].isupper()):
+            j += 2  # ", France" and further places of the chain
+            while j < len(slots) and slots[j].drop:
+                j += 1
+        for slot in slots[i:j]:
+            slot.drop = True
+
+    def _drop_person_nouns(self, slots) -> None:
+        for i, slot in enumerate(slots[:-1]):
+            after = next((s for s in slots[i + 1:] if not s.drop), None)
+            if after is not None and after.entity and after.entity.type == PERSON and not slot.drop \
+                    and slot.entity is None and is_person_noun(slot.token.text):
+                slot.drop = True
+
+    def _drop_numbers(self, slots) -> None:
+        for i, slot in enumerate(slots[:-1]):
+            if slot.drop or slot.entity or not is_number(slot.token.text):
+                continue
+            after = next((s for s in slots[i + 1:] if not s.drop), None)
+            if after is not None and (after.entity or after.token.text[:1].isalpha()):
+                slot.drop = True
+
+    def _merge_coordination(self, slots) -> None:
+        """"actor and actor" -> "actors"; "film actor and actor" share the head: "actors" too."""
+        live = [s for s in slots if not s.drop]
+        for a, conj, b in zip(live, live[1:], live[2:]):
+            if not (a.entity and b.entity and a.text and b.text and not a.drop and not b.drop
+                    and conj.token.text.lower() in ("and", "&") and PERSON_MASK not in (a.text, b.text)):
+                continue
+            if a.text == b.text or a.text.split()[-1] == b.text.split()[-1]:
+                a.text = plural(min(a.text, b.text, key=len))
+                conj.drop = b.drop = True
+
+    def _assemble(self, slots) -> str:
+        words: list[str] = []
+        for slot in slots:
+            if slot.drop:
+                continue
+            words.append(slot.text if slot.text is not None else slot.token.text)
+        text = " ".join(words)
+        text = re.sub(r"\s+([.,;:!?)])", r"\1", text)
+        text = re.sub(r"([(])\s+", r"\1", text)
+        text = re.sub(r"(,\s*)+([.;:!?]|$)", r"\2", text)  # a comma left before the end
+        text = re.sub(r"^[\s,;:]+", "", text)
+        text = re.sub(r"\b([Aa])n? (\S+)", lambda m: self._article(m.group(1), m.group(2)), text)
+        text = re.sub(r"\s{2,}", " ", text).strip()
+        if self.style == "cc3m":
+            return re.sub(r"\s*([.,;:!?])", r" \1", text.lower()).strip()
+        if slots and slots[0].token.text[:1].isupper():
+            text = text[:1].upper() + text[1:]  # the sentence still starts with a capital
+        return text
+
+    @staticmethod
+    def _article(article: str, word: str) -> str:
+        an = starts_with_vowel_sound(word) and word[:1].isalpha()
+        return f"{article}{'n' if an else ''} {word}"

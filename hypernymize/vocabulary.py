@@ -1,0 +1,127 @@
+"""Word knowledge the rewrite rules need: common (lower-case) English words, person nouns, given
+names, and the closed word lists (dates, numbers, prepositions, determiners)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+
+from hypernymize.wordnet_files import wordnet, wordnet_corpus
+
+MONTHS = ("January February March April May June July August September October November December "
+          "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec").split()
+WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+NUMBER_WORDS = set(("one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+                    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty hundred "
+                    "thousand dozen").split())
+DETERMINERS = {"a", "an", "the", "this", "that", "these", "those", "his", "her", "its", "their", "our",
+               "my", "your", "some", "many", "several"}
+FUNCTION_WORDS = DETERMINERS | set((
+    "and or but nor of in on at to from by with for as into onto over under near outside inside during "
+    "since until after before about across around through throughout within without between among "
+    "is are was were be been being has have had do does did will would can could may might must shall "
+    "should he she it they we you i him them us me who whom which what where when why how not no "
+    "there here than then so very all any each every both either neither while if").split())
+DATE_PREPOSITIONS = {"on", "in", "at", "during", "since", "from", "until", "by", "of"}
+PLACE_PREPOSITIONS = {"in", "at", "from", "near", "outside", "inside", "across", "around", "throughout",
+                      "within", "of"}
+# Head nouns that make a named thing a place ("Sydney Entertainment Centre"), and their hypernym.
+PLACE_HEADS = {"centre": "venue", "center": "venue", "arena": "venue", "stadium": "stadium",
+               "theatre": "theater", "theater": "theater", "hall": "venue", "hotel": "hotel",
+               "museum": "museum", "park": "park", "airport": "airport", "station": "station",
+               "church": "church", "cathedral": "cathedral", "palace": "palace", "castle": "castle",
+               "bridge": "bridge", "square": "square", "street": "street", "beach": "beach",
+               "university": "university", "college": "college", "school": "school", "gallery": "gallery"}
+NOT_GIVEN_NAMES = {"First", "Second", "Third", "Saint", "St", "Mount", "Lake", "Fort", "New", "Old", "Great"}
+
+_MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
+DATE = re.compile(
+    rf"\b(?:(?:{'|'.join(WEEKDAYS)}),?\s+)?"
+    rf"(?:(?:{_MONTH})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"  # November 7, 2005
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTH})\.?(?:,?\s+\d{{4}})?"  # 5 September 2003
+    rf"|(?:{_MONTH})\.?\s+\d{{4}}"  # May 2010
+    rf"|\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}"  # 2005-11-07, 11/7/2005
+    rf"|\b(?:1[89]|20)\d{{2}}s?\b"  # a year: 2005, 1990s
+    rf"|\d{{1,2}}(?::\d{{2}})?\s*(?:a\.?m\.?|p\.?m\.?)"  # 10:30 am
+    rf"|(?:{'|'.join(WEEKDAYS)}))\b")
+NUMBER = re.compile(r"^(?:\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|\d+s)$")
+
+
+@functools.lru_cache(maxsize=262144)
+def is_common_word(word: str) -> bool:
+    """Whether ``word`` (any case) is an ordinary English word: a function word, or a WordNet
+    lemma written in lower case (so "centre" is, "Harrison" and "Pakistani" are not)."""
+    lower = word.lower()
+    if lower in FUNCTION_WORDS or lower in NUMBER_WORDS:
+        return True
+    net = wordnet()
+    base = net.morphy(lower) or lower
+    return any(lemma.name() == base for lemma in net.lemmas(base)) or any(
+        lemma.name() == lower for lemma in net.lemmas(lower))
+
+
+@functools.lru_cache(maxsize=262144)
+def noun_and_verb(word: str) -> tuple[bool, bool]:
+    """Whether a lower-case ``word`` can be a common noun, and whether it can be a verb."""
+    net = wordnet()
+    noun = any(not synset.instance_hypernyms() for synset in net.synsets(net.morphy(word, "n") or word, "n"))
+    verb = bool(net.morphy(word, "v"))
+    return noun, verb
+
+
+@functools.lru_cache(maxsize=65536)
+def is_person_noun(word: str) -> bool:
+    """Whether ``word`` names a kind of person (musician, artist, actor)."""
+    net = wordnet()
+    person = net.synset("person.n.01")
+    base = net.morphy(word.lower(), "n") or word.lower()
+    for synset in net.synsets(base, "n")[:2]:
+        if not synset.instance_hypernyms() and any(person in path for path in synset.hypernym_paths()):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=4)
+def given_names(root: str | None = None) -> frozenset[str]:
+    """First names: the first words of WordNet's multi-word names of people (John, Duncan, Jimmy),
+    read from data.noun: instances filed under noun.person (lexicographer file 18)."""
+    found = set()
+    with open(os.path.join(wordnet_corpus(root), "data.noun"), encoding="utf-8") as lines:
+        for line in lines:
+            if line.startswith(" ") or " @i " not in line:
+                continue
+            fields = line.split(" ", 4 + 2 * int(line.split(" ", 4)[3], 16) + 1)
+            if fields[1] != "18":
+                continue
+            for lemma in fields[4:4 + 2 * int(fields[3], 16):2]:
+                parts = lemma.split("_")
+                if len(parts) >= 2 and parts[0][:1].isupper() and parts[0].isalpha() and len(parts[0]) > 1 \
+                        and parts[0].lower() not in FUNCTION_WORDS:  # "The Venerable Bede"
+                    found.add(parts[0])
+    return frozenset(found - NOT_GIVEN_NAMES)
+
+
+def is_number(word: str) -> bool:
+    return bool(NUMBER.match(word)) or word.lower() in NUMBER_WORDS
+
+
+def starts_with_vowel_sound(word: str) -> bool:
+    lower = word.lower()
+    if lower.startswith(("uni", "use", "usu", "eu", "one", "once", "ur")):
+        return False
+    return lower[:1] in "aeiou" or lower.startswith(("hour", "honest", "honor", "honour", "heir"))
+
+
+def plural(noun: str) -> str:
+    words = noun.split()
+    last = words[-1]
+    if last.endswith(("s", "x", "z", "ch", "sh")):
+        last += "es"
+    elif last.endswith("y") and last[-2:-1] not in tuple("aeiou"):
+        last = last[:-1] + "ies"
+    elif last.endswith("man"):
+        last = last[:-3] + "men"
+    else:
+        last += "s"
+    return " ".join([*words[:-1], last])
