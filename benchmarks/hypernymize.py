@@ -3,7 +3,8 @@ time and memory of the loaded knowledge sources.
 
 No open tool rewrites captions this way, so the comparison in the same run is altcap's own
 ceiling: the gazetteer alone (tokenise + longest-match lookup of every caption), which any
-rewrite must pay. Captions are the 10,000 alt-texts of img2dataset's test parquet under
+rewrite must pay. The first pass over the captions is the honest number: the word caches start
+cold, as on a worker; later passes repeat the same captions with warm caches. Captions are the 10,000 alt-texts of img2dataset's test parquet under
 ../shared/realdata; the process is pinned to one core.
 
     .venv/bin/python benchmarks/hypernymize.py [--kb KB_FOLDER] [--n 10000] [--runs 3]
@@ -13,15 +14,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
-import pyarrow.parquet as pq
+# this script's folder comes first on sys.path, and its name would hide the hypernymize package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from hypernymize.gazetteer import tokenize
-from hypernymize.loading import load_hypernymizer
+import psutil  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from hypernymize.gazetteer import tokenize  # noqa: E402
+from hypernymize.loading import load_hypernymizer  # noqa: E402
 
 CAPTIONS = (Path(__file__).resolve().parents[2] /
             "shared/realdata/img2dataset_tests/tests/test_files/test_10000.parquet")
@@ -68,7 +73,8 @@ def main() -> None:
     print(f"{'hypernymize, warm':<26} {full:>11.0f} {full / gazetteer:>6.2f}")
     tally = Counter(r.reason or "rewritten" for r in results)
     print("outcomes: " + ", ".join(f"{k} {v}" for k, v in tally.most_common()))
-    print(f"target: >= {TARGET} captions/s per core ({'met' if full >= TARGET else 'not met'})")
+    print(f"target: >= {TARGET} captions/s per core on the first pass, with cold word caches "
+          f"({'met' if cold >= TARGET else 'not met'}); the warm pass repeats the same captions")
 
 
 if __name__ == "__main__":
