@@ -4,8 +4,9 @@ time and memory of the loaded knowledge sources.
 No open tool rewrites captions this way, so the comparison in the same run is altcap's own
 ceiling: the gazetteer alone (tokenise + longest-match lookup of every caption), which any
 rewrite must pay. The first pass over the captions is the honest number: the word caches start
-cold, as on a worker; later passes repeat the same captions with warm caches. Captions are the 10,000 alt-texts of img2dataset's test parquet under
-../shared/realdata; the process is pinned to one core.
+cold, as on a worker; later passes repeat the same captions with warm caches. Captions are the
+10,000 alt-texts of img2dataset's test parquet under ../shared/realdata (raw: no text rules ran);
+the process is pinned to one core.
 
     .venv/bin/python benchmarks/hypernymize.py [--kb KB_FOLDER] [--n 10000] [--runs 3]
 """

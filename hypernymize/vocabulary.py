@@ -48,6 +48,47 @@ DATE = re.compile(
 NUMBER = re.compile(r"^(?:\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|\d+s)$")
 
 
+@functools.lru_cache(maxsize=4)
+def _word_tables(root: str | None = None) -> tuple[frozenset, frozenset, frozenset, frozenset]:
+    """(words WordNet writes in lower case, common nouns, verbs, person nouns), read from the
+    database files directly: NLTK builds an object per synset, and that cost ~0.5 ms per word."""
+    corpus = wordnet_corpus(root)
+    lowercase, nouns, verbs = set(), set(), set()
+    noun_kind: dict[str, tuple[str, bool]] = {}  # offset -> (lexicographer file, is an instance)
+    for pos in ("noun", "verb", "adj", "adv"):
+        with open(os.path.join(corpus, f"data.{pos}"), encoding="utf-8") as lines:
+            for line in lines:
+                if line.startswith(" "):
+                    continue
+                fields = line.split(" ", 4 + 2 * int(line.split(" ", 4)[3], 16) + 1)
+                instance = " @i " in line
+                if pos == "noun":
+                    noun_kind[fields[0]] = (fields[1], instance)
+                for word in fields[4:4 + 2 * int(fields[3], 16):2]:
+                    word = re.sub(r"\(.*\)$", "", word)  # adjective markers: "(a)", "(p)"
+                    if "_" in word or word != word.lower():
+                        continue
+                    lowercase.add(word)
+                    if pos == "noun" and not instance:
+                        nouns.add(word)
+                    elif pos == "verb":
+                        verbs.add(word)
+    people = set()
+    with open(os.path.join(corpus, "index.noun"), encoding="utf-8") as lines:
+        for line in lines:
+            fields = line.split()
+            if line.startswith(" ") or fields[0] not in nouns:
+                continue
+            offsets = fields[-int(fields[2]):][:2]  # the two most frequent senses
+            if any(noun_kind.get(offset) == ("18", False) for offset in offsets):
+                people.add(fields[0])
+    return frozenset(lowercase), frozenset(nouns), frozenset(verbs), frozenset(people)
+
+
+def _base(word: str, pos: str | None = None) -> str:
+    return wordnet().morphy(word, pos) or word
+
+
 @functools.lru_cache(maxsize=262144)
 def is_common_word(word: str) -> bool:
     """Whether ``word`` (any case) is an ordinary English word: a function word, or a WordNet
@@ -55,31 +96,23 @@ def is_common_word(word: str) -> bool:
     lower = word.lower()
     if lower in FUNCTION_WORDS or lower in NUMBER_WORDS:
         return True
-    net = wordnet()
-    base = net.morphy(lower) or lower
-    return any(lemma.name() == base for lemma in net.lemmas(base)) or any(
-        lemma.name() == lower for lemma in net.lemmas(lower))
+    lowercase = _word_tables()[0]
+    return lower in lowercase or _base(lower) in lowercase
 
 
 @functools.lru_cache(maxsize=262144)
 def noun_and_verb(word: str) -> tuple[bool, bool]:
     """Whether a lower-case ``word`` can be a common noun, and whether it can be a verb."""
-    net = wordnet()
-    noun = any(not synset.instance_hypernyms() for synset in net.synsets(net.morphy(word, "n") or word, "n"))
-    verb = bool(net.morphy(word, "v"))
-    return noun, verb
+    _, nouns, verbs, _ = _word_tables()
+    return word in nouns or _base(word, "n") in nouns, word in verbs or _base(word, "v") in verbs
 
 
 @functools.lru_cache(maxsize=65536)
 def is_person_noun(word: str) -> bool:
-    """Whether ``word`` names a kind of person (musician, artist, actor)."""
-    net = wordnet()
-    person = net.synset("person.n.01")
-    base = net.morphy(word.lower(), "n") or word.lower()
-    for synset in net.synsets(base, "n")[:2]:
-        if not synset.instance_hypernyms() and any(person in path for path in synset.hypernym_paths()):
-            return True
-    return False
+    """Whether ``word`` names a kind of person (musician, artist, actor) in one of its two most
+    frequent senses."""
+    lower = word.lower()
+    return _base(lower, "n") in _word_tables()[3]
 
 
 @functools.lru_cache(maxsize=4)

@@ -49,14 +49,17 @@ def wordnet_corpus(root: str | None = None) -> str:
     return target
 
 
-@functools.lru_cache(maxsize=2)
 def wordnet(root: str | None = None):
-    """NLTK's WordNet 3.0 reader over the normalised files. Their root joins ``nltk.data.path``:
-    NLTK reads corpora only under the roots listed there."""
+    """NLTK's WordNet 3.0 reader over the normalised files (one per root and process)."""
+    return _reader(root or cache_root())
+
+
+@functools.lru_cache(maxsize=4)
+def _reader(root: str):
+    """Their root joins ``nltk.data.path``: NLTK reads corpora only under the roots listed there."""
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-    root = root or cache_root()
     corpus = wordnet_corpus(root)
     if root not in nltk.data.path:
         nltk.data.path.append(root)

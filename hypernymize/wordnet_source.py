@@ -13,6 +13,8 @@ import functools
 import os
 import re
 
+from wordfreq import zipf_frequency
+
 from hypernymize.knowledge import ORGANIZATION, PERSON, PLACE, THING, Hypernym
 from hypernymize.wordnet_files import wordnet, wordnet_corpus
 
@@ -51,7 +53,7 @@ def hypernym_word(synset) -> str:
         parents = current.hypernyms() or current.instance_hypernyms()
         if not parents:
             break
-        current = parents[0]
+        current = min(parents, key=lambda parent: parent.name())  # NLTK's order is a set's
     return _spoken(synset.lemma_names()[0]).lower()
 
 
@@ -89,7 +91,11 @@ class WordNetSource:
         if not candidates:
             return None
         chosen = candidates[0]
-        parent = chosen.instance_hypernyms()[0]
+        # NLTK keeps pointers in a set, whose order changes between processes: choose by the
+        # word's frequency in English (Bristol: city, not port), then by name
+        words = sorted(((-zipf_frequency(hypernym_word(p), "en"), p.name(), p) for p in chosen.instance_hypernyms()),
+                       key=lambda item: item[:2])
+        parent = words[0][2]
         return Hypernym(hypernym_word(parent), entity_type(parent), self.name, chosen.name())
 
     def names(self):
