@@ -16,9 +16,10 @@ URL_DEDUP = "url_dedup"
 DOWNLOAD = "download"
 IMAGE = "image"
 CLIP = "clip"
+HYPERNYMIZE = "hypernymize"
 CLIP_TOP = "clip_top"
 IMAGE_DEDUP = "image_dedup"
-STAGES = (SOURCE, TEXT, URL_DEDUP, DOWNLOAD, IMAGE, CLIP, CLIP_TOP, IMAGE_DEDUP)
+STAGES = (SOURCE, TEXT, URL_DEDUP, DOWNLOAD, IMAGE, CLIP, HYPERNYMIZE, CLIP_TOP, IMAGE_DEDUP)
 
 KEY_HEX_CHARS = 20  # 80 bits: collisions stay unlikely up to ~10^11 records
 

@@ -24,12 +24,13 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from crawl.lists import ListFormatError
     from filters.langid import LangIdError
     from filters.lexicons import LexiconError
+    from hypernymize.wikidata_kb import KbError
     from pipeline.inputs import InputError
     from pipeline.run import OutputFolderError
     from pipeline.shard_builder import StaleShardError
 
     return (ConfigError, InputError, ListFormatError, OutputFolderError, StaleShardError, LangIdError,
-            LexiconError, OSError)
+            LexiconError, KbError, OSError)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -203,11 +204,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.command in ("kb", "hypernymize"):
         setup_logging(False)
-        from hypernymize.wikidata_kb import KbError
-
         try:
             return run_kb(args) if args.command == "kb" else run_hypernymize(args)
-        except (*_user_errors(), KbError) as err:
+        except _user_errors() as err:
             print(f"altcap: error: {err}", file=sys.stderr)
             return 2
     if args.command == "config":

@@ -176,6 +176,19 @@ class ClipConfig:
 
 
 @dataclass
+class HypernymizeConfig:
+    # Conceptual Captions' rewrite after CLIP: named entities -> hypernyms (hypernymize/rewriter.py).
+    # The shard's .txt and caption_hypernymized hold the result; caption keeps the cleaned text.
+    enabled: bool = False
+    kb: str | None = None  # a Wikidata KB folder (altcap kb build); None: GeoNames + WordNet only
+    mode: str = "hypernym"  # hypernym | person-mask (CC12M: names -> <PERSON>)
+    style: str = "plain"  # plain | cc3m (lower case, " ." tokenised)
+    min_words: int = 3  # fewer words left: rejected (too_few_words)
+    reject_unresolved: bool = True  # an unknown proper noun left: rejected (unresolved_proper_noun)
+    min_population: int = 15000  # GeoNames cities from this many people
+
+
+@dataclass
 class Config:
     input: InputConfig = field(default_factory=InputConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
@@ -185,6 +198,7 @@ class Config:
     download: DownloadConfig = field(default_factory=DownloadConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
+    hypernymize: HypernymizeConfig = field(default_factory=HypernymizeConfig)
     resize: ResizeConfig = field(default_factory=ResizeConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
 
@@ -203,6 +217,8 @@ CHOICES = {
     ("dedup", "url"): {"url", "pair", "none"},
     ("clip", "precision"): {"auto", "fp32", "bf16", "fp16", "int8"},
     ("clip", "decoder"): {"auto", "pil", "torch"},
+    ("hypernymize", "mode"): {"hypernym", "person-mask"},
+    ("hypernymize", "style"): {"plain", "cc3m"},
     ("resize", "resize_mode"): {"no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"},
     ("resize", "encode_format"): {"jpg", "webp", "png"},
     ("resize", "upscale_interpolation"): {"nearest", "bilinear", "bicubic", "lanczos", "area"},
@@ -284,6 +300,8 @@ def _check(config: Config) -> None:
             raise ConfigError("clip.top_fraction is the share of pairs to keep: 0 < f <= 1")
         if not config.clip.enabled:
             raise ConfigError("clip.top_fraction needs clip.enabled=true")
+    if config.hypernymize.min_words < 1:
+        raise ConfigError("hypernymize.min_words must be >= 1")
     if config.clip.grounding and not config.clip.enabled:
         raise ConfigError("clip.grounding needs clip.enabled=true")
     if config.clip.grounding_top_k <= 0 or config.clip.grounding_vocabulary_size <= 0:

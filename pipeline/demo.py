@@ -157,6 +157,8 @@ def run_demo(out_dir: str, *, beam_args: list[str] = ()) -> dict:
             # scores, and neither cut drops anything
             "clip.enabled=true",
             "clip.top_fraction=0.3",
+            # Conceptual Captions' rewrite with the offline sources (GeoNames, WordNet)
+            "hypernymize.enabled=true",
         ])
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo runs offline: no ~1 min of retries
         stats = run([warc_path], out_dir, config, beam_args=list(beam_args), overwrite=True)

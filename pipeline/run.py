@@ -179,6 +179,10 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
         check_clip_spec(clip_spec(config.clip))  # a wrong name fails here, not in every worker
         if config.clip.grounding:
             label_vocabulary(config.clip.grounding_vocabulary, config.clip.grounding_vocabulary_size)
+    if config.hypernymize.enabled and config.hypernymize.kb:
+        from hypernymize.wikidata_kb import WikidataKb
+
+        WikidataKb(config.hypernymize.kb)  # an unusable KB fails here, not in every worker
     prepare_output(out_dir, items, config, overwrite=overwrite)
     log.info("%d input item(s); output in %s", len(items), out_dir)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+ENTITY = pa.struct([("start", pa.int32()), ("end", pa.int32()), ("text", pa.string()), ("type", pa.string()),
+                    ("hypernym", pa.string()), ("source", pa.string())])
 # Where a candidate came from and what its text is: samples and rejects both carry these.
 _CANDIDATE_COLUMNS = [
     ("url", pa.string()),
@@ -18,6 +20,8 @@ _CANDIDATE_COLUMNS = [
     ("source", pa.string()),
     ("lang", pa.string()),
     ("lang_score", pa.float32()),
+    ("caption_hypernymized", pa.string()),
+    ("entities", pa.list_(ENTITY)),
 ]
 
 SAMPLE_SCHEMA = pa.schema([

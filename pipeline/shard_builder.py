@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from filters.record import CLIP, DOWNLOAD, IMAGE, is_rejected
+from filters.record import CLIP, DOWNLOAD, HYPERNYMIZE, IMAGE, is_rejected
 from pipeline import fileio
 from pipeline.clip_step import EMBEDDINGS, ClipStep, scored
 from pipeline.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, embedding_schema, reject_row, sample_row, table
@@ -108,7 +108,8 @@ class ShardWriter:
         row = sample_row(outcome)
         key = outcome["key"]
         tar_member(self._tar, f"{key}.{outcome['image_ext']}", outcome["image_bytes"])
-        tar_member(self._tar, f"{key}.txt", (outcome.get("caption") or "").encode("utf-8"))
+        final = outcome.get("caption_hypernymized", outcome.get("caption"))  # the rewrite when it ran
+        tar_member(self._tar, f"{key}.txt", (final or "").encode("utf-8"))
         tar_member(self._tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode("utf-8"))
         self.samples.append(row)
         if EMBEDDINGS in outcome:
@@ -174,7 +175,8 @@ class StaleShardError(RuntimeError):
 
 
 def build_shard(shard_id: int, records: list[dict], *, out_dir: str, make_sample: Callable,
-                pool: ThreadPoolExecutor, window: int, clip_step: ClipStep | None = None) -> dict:
+                pool: ThreadPoolExecutor, window: int, clip_step: ClipStep | None = None,
+                hypernymize_step: Callable[[dict], dict] | None = None) -> dict:
     """Write shard ``shard_id`` (or reuse it when already complete) and return its stats."""
     paths = shard_paths(out_dir, shard_id)
     digest = keys_digest(records)
@@ -193,8 +195,10 @@ def build_shard(shard_id: int, records: list[dict], *, out_dir: str, make_sample
     writer = ShardWriter(paths)
     last_report = started
     try:
-        made = ordered_map(pool, make_sample, records, window)
-        for done, outcome in enumerate(scored(made, clip_step), 1):
+        made = scored(ordered_map(pool, make_sample, records, window), clip_step)
+        if hypernymize_step:
+            made = map(hypernymize_step, made)
+        for done, outcome in enumerate(made, 1):
             writer.add(outcome)
             if is_rejected(outcome):
                 outcomes[(outcome["stage"], outcome["reason"])] += 1
@@ -209,8 +213,8 @@ def build_shard(shard_id: int, records: list[dict], *, out_dir: str, make_sample
             "keys_digest": digest,
             "records": len(records),
             "samples": len(writer.samples),
-            "stages": funnel_of(len(records), outcomes,
-                                (DOWNLOAD, IMAGE, CLIP) if clip_step else (DOWNLOAD, IMAGE)),
+            "stages": funnel_of(len(records), outcomes, (DOWNLOAD, IMAGE) + ((CLIP,) if clip_step else ())
+                                + ((HYPERNYMIZE,) if hypernymize_step else ())),
             "elapsed_s": round(elapsed, 3),
         }
         if clip_step:

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import apache_beam as beam
 
 from crawl.fetch import Fetcher
-from filters.record import CLIP, DOWNLOAD, IMAGE, IMAGE_DEDUP, URL_DEDUP, reject
+from filters.record import CLIP, DOWNLOAD, HYPERNYMIZE, IMAGE, IMAGE_DEDUP, URL_DEDUP, reject
 from pipeline.clip_step import ClipStep
 from pipeline.config import Config, config_from_dict
 from pipeline.funnel import counter_name
@@ -108,6 +108,11 @@ class BuildShards(beam.DoFn):
         self.make_sample = SampleMaker(self.config, self.fetcher)
         self.window = max(threads * 16, 256)
         self.clip_step = ClipStep(self.config.clip) if self.config.clip.enabled else None
+        self.hypernymize_step = None
+        if self.config.hypernymize.enabled:
+            from pipeline.hypernymize_step import HypernymizeStep  # loads WordNet: only when asked
+
+            self.hypernymize_step = HypernymizeStep(self.config.hypernymize)
 
     def teardown(self):
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -117,14 +122,16 @@ class BuildShards(beam.DoFn):
         shard_id, records = item
         records = list(records)
         stats = build_shard(shard_id, records, out_dir=self.out_dir, make_sample=self.make_sample,
-                            pool=self.pool, window=self.window, clip_step=self.clip_step)
+                            pool=self.pool, window=self.window, clip_step=self.clip_step,
+                            hypernymize_step=self.hypernymize_step)
         if stats["records"] != len(records):
             raise RuntimeError(f"shard {shard_id}: {len(records)} records assigned but its stats "
                                f"say {stats['records']}")
         _count_stage(DOWNLOAD, stats["stages"][DOWNLOAD])
         _count_stage(IMAGE, stats["stages"][IMAGE])
-        if CLIP in stats["stages"]:
-            _count_stage(CLIP, stats["stages"][CLIP])
+        for stage in (CLIP, HYPERNYMIZE):
+            if stage in stats["stages"]:
+                _count_stage(stage, stats["stages"][stage])
         return [(shard_id, stats["samples"])]
 
 
