@@ -15,6 +15,12 @@ import warnings
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def user_cache_dir() -> str:
+    """altcap's folder in the user's cache ($XDG_CACHE_HOME, else ~/.cache)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "altcap")
+
+
 def stale_compiled_modules() -> list[str]:
     """Sources in this package changed since their compiled module was built."""
     stale = []

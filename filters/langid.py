@@ -22,6 +22,8 @@ import tempfile
 import urllib.request
 import zipfile
 
+from filters import user_cache_dir
+
 MODEL_FILE = "lid.176.ftz"
 MODEL_URL = "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.ftz"
 MODEL_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
@@ -38,8 +40,7 @@ def installed_model() -> str:
 
 
 def cached_model() -> str:
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "altcap", MODEL_FILE)
+    return os.path.join(user_cache_dir(), MODEL_FILE)
 
 
 def sha256_of(path: str) -> str:

@@ -16,6 +16,9 @@ import functools
 import importlib.util
 import math
 import os
+import re
+from dataclasses import dataclass
+from typing import Iterator
 
 WORDNET_VERSION = "wordnet-3.0"
 POS_FILES = {"n": "index.noun", "v": "index.verb", "a": "index.adj", "r": "index.adv"}
@@ -69,6 +72,10 @@ def _inflections(lemma: str, pos: str) -> list[str]:
             forms.append(lemma + "s")
         return forms
     return []
+
+
+def regular_plural(noun: str) -> str:
+    return _inflections(noun, "n")[0]
 
 
 def parts_of_speech() -> dict[str, tuple[str, frozenset]]:
@@ -157,16 +164,38 @@ PICTURABLE_LEXFILES = ("noun.animal", "noun.artifact", "noun.body", "noun.food",
                        "noun.object", "noun.person", "noun.phenomenon", "noun.plant", "noun.substance")
 
 
-def _noun_index() -> list[tuple[str, str]]:
-    """(lemma, offset of its most frequent sense) for every one-word noun lemma."""
+@dataclass(frozen=True)
+class SynsetEntry:
+    """One synset line of a WordNet data file, as far as the word lists need it."""
+    offset: str
+    lexfile: str  # lexicographer file number ("18" is noun.person; see the database's lexnames)
+    words: tuple[str, ...]  # as written ("London", "film_maker"), adjective markers cut
+    instance: bool  # an instance of its hypernym: a named entity
+
+
+def synset_entries(pos: str) -> Iterator[SynsetEntry]:
+    """Every synset of ``data.<pos>`` (noun, verb, adj, adv), read from the file directly: NLTK
+    builds an object per synset, which costs seconds for a whole file."""
+    for line in _read_lines(os.path.join(wordnet_dir(), f"data.{pos}")):
+        if not line or line.startswith(" "):
+            continue  # licence header
+        count = int(line.split(" ", 4)[3], 16)
+        fields = line.split(" ", 4 + 2 * count + 1)
+        words = tuple(re.sub(r"\(.*\)$", "", word) for word in fields[4:4 + 2 * count:2])
+        yield SynsetEntry(fields[0], fields[1], words, " @i " in line)
+
+
+@functools.lru_cache(maxsize=1)
+def noun_index() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(lemma, offsets of its senses, most frequent first) for every one-word noun lemma."""
     out = []
     for line in _read_lines(os.path.join(wordnet_dir(), "index.noun")):
         if not line or line.startswith(" "):
             continue
         fields = line.split()
         if "_" not in fields[0]:
-            out.append((fields[0], fields[-int(fields[2])]))
-    return out
+            out.append((fields[0], tuple(fields[-int(fields[2]):])))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=4)
@@ -177,16 +206,12 @@ def picturable_nouns(count: int) -> tuple[str, ...]:
 
     lexnames = dict(line.split()[:2] for line in _read_lines(os.path.join(wordnet_dir(), "lexnames")))
     wanted = {number for number, name in lexnames.items() if name in PICTURABLE_LEXFILES}
-    synsets: dict[str, tuple[str, frozenset[str]]] = {}  # offset -> (lexicographer file, words as written)
-    for line in _read_lines(os.path.join(wordnet_dir(), "data.noun")):
-        if line and not line.startswith(" "):
-            fields = line.split()
-            synsets[fields[0]] = (fields[1], frozenset(fields[4:4 + 2 * int(fields[3], 16):2]))
+    synsets = {entry.offset: (entry.lexfile, frozenset(entry.words)) for entry in synset_entries("noun")}
     not_nouns = word_classes()[2]
     bad = profanity_terms(PROFANITY_LISTS)
     nouns = []
-    for lemma, offset in _noun_index():
-        lexfile, spelled = synsets.get(offset, ("", frozenset()))
+    for lemma, offsets in noun_index():
+        lexfile, spelled = synsets.get(offsets[0], ("", frozenset()))
         # "london" is written "London" in its synset: names are not labels
         if (lexfile in wanted and lemma in spelled and lemma.isalpha() and len(lemma) >= 3
                 and lemma not in not_nouns and lemma not in bad):
@@ -200,13 +225,13 @@ def picturable_nouns(count: int) -> tuple[str, ...]:
 def noun_lemmas() -> dict[str, str]:
     """Plural and irregular noun forms -> their lemma (dogs -> dog, children -> child)."""
     lemmas: dict[str, str] = {}
-    for lemma, _ in _noun_index():
+    for lemma, _ in noun_index():
         for form in _inflections(lemma, "n"):
             lemmas.setdefault(form, lemma)
     for line in _read_lines(os.path.join(wordnet_dir(), "noun.exc")):
         parts = line.split()
         if len(parts) >= 2 and "_" not in parts[0]:
             lemmas.setdefault(parts[0], parts[1])
-    for lemma, _ in _noun_index():
+    for lemma, _ in noun_index():
         lemmas.pop(lemma, None)  # a lemma stays itself ("glass", not "glas")
     return lemmas

@@ -52,9 +52,6 @@ class Gazetteer(Generic[V]):
             lengths.setdefault(tokens[0], set()).add(len(tokens))
         self.lengths = {first: sorted(found, reverse=True) for first, found in lengths.items()}
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
     def find(self, tokens: list[Token]) -> list[Match[V]]:
         words = [t.text for t in tokens]
         found: list[Match[V]] = []

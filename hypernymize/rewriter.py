@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 
 from hypernymize.gazetteer import Gazetteer, Token, tokenize
-from hypernymize.knowledge import PERSON, PLACE, THING, Hypernym
+from hypernymize.knowledge import PERSON, PLACE, THING, Hypernym, KnowledgeSource
 from hypernymize.vocabulary import (
     DATE,
     DATE_PREPOSITIONS,
@@ -83,8 +83,8 @@ class Hypernymizer:
     """``rewrite(caption)``; ``sources`` in priority order; ``gazetteer``: name -> the source that
     knows it (``gazetteer.merged``), over the sources held in memory."""
 
-    def __init__(self, sources: list, gazetteer: Gazetteer, *, mode: str = "hypernym", style: str = "plain",
-                 min_words: int = 3, reject_unresolved: bool = True):
+    def __init__(self, sources: list[KnowledgeSource], gazetteer: Gazetteer, *, mode: str = "hypernym",
+                 style: str = "plain", min_words: int = 3, reject_unresolved: bool = True):
         if mode not in ("hypernym", "person-mask"):
             raise ValueError(f"unknown hypernymization mode {mode!r}")
         if style not in ("plain", "cc3m"):
@@ -94,6 +94,8 @@ class Hypernymizer:
         self.mode, self.style = mode, style
         self.min_words, self.reject_unresolved = min_words, reject_unresolved
         self.given_names = given_names()
+        listed = {id(source) for source in gazetteer.entries.values()}
+        self._unlisted = [source for source in sources if id(source) not in listed]  # e.g. the Wikidata KB
 
     # -- knowledge ---------------------------------------------------------------------------
     def _lookup(self, name: str) -> Hypernym | None:
@@ -116,23 +118,24 @@ class Hypernymizer:
 
     def _name_at(self, slots: list[_Slot], i: int) -> bool:
         """Whether a known name of several words starts at token ``i``."""
-        words = [slot.token.text for slot in slots[i:i + 4]]
-        if any(self._lookup(" ".join(words[:n])) for n in range(2, len(words) + 1)):
+        words = [slot.token.text for slot in slots[i:i + 4]]  # the gazetteer knows the other sources' names
+        if any(source.lookup(" ".join(words[:n])) for source in self._unlisted for n in range(2, len(words) + 1)):
             return True
         found = self.gazetteer.find([slot.token for slot in slots[i:i + 8]])
         return bool(found) and found[0].first == 0 and found[0].last > 1
 
     def _runs(self, slots: list[_Slot]) -> list[tuple[int, int]]:
+        proper = [self._proper(slots, i) for i in range(len(slots))]
         runs, i = [], 0
         while i < len(slots):
-            if not self._proper(slots, i):
+            if not proper[i]:
                 i += 1
                 continue
             j = i + 1
             while j < len(slots):
-                if self._proper(slots, j):
+                if proper[j]:
                     j += 1
-                elif slots[j].token.text in CONNECTORS and j + 1 < len(slots) and self._proper(slots, j + 1):
+                elif slots[j].token.text in CONNECTORS and j + 1 < len(slots) and proper[j + 1]:
                     j += 2
                 else:
                     break
@@ -144,15 +147,12 @@ class Hypernymizer:
         return 2 <= len(words) <= 4 and words[0] in self.given_names and all(
             w[:1].isupper() and not is_common_word(w) for w in words[1:])
 
-    def _resolve(self, words: list[str]) -> tuple[Hypernym | None, str]:
-        """The run's hypernym and how it was found (a source, or "pattern")."""
-        name = " ".join(words)
-        found = self._lookup(name)
-        if found is not None:
-            return found, found.source
-        if self._person(words):
-            return Hypernym("person", PERSON, "pattern"), "pattern"
-        return None, ""
+    def _resolve(self, words: list[str]) -> Hypernym | None:
+        """The run's hypernym from a source, or from the person pattern (source "pattern")."""
+        found = self._lookup(" ".join(words))
+        if found is None and self._person(words):
+            found = Hypernym("person", PERSON, "pattern")
+        return found
 
     # -- the rewrite -------------------------------------------------------------------------
     def rewrite(self, caption: str) -> Rewrite:
@@ -201,48 +201,47 @@ class Hypernymizer:
         start, end = slots[first].token.start, slots[last - 1].token.end
         following = slots[last].token.text if last < len(slots) else ""
         if self.mode == "person-mask":
-            found, _ = self._resolve(words)
+            found = self._resolve(words)
             if found is not None and found.type == PERSON:
                 entity = Entity(start, end, caption[start:end], PERSON, PERSON_MASK, found.source)
                 entities.append(entity)
                 self._replace(slots, first, last, PERSON_MASK, entity)
             return
-        found, source = self._resolve(words)
+        found = self._resolve(words)
         noun, verb = (noun_and_verb(following) if following[:1].islower() and following.isalpha()
                       and following not in FUNCTION_WORDS else (False, False))
         if noun and following not in DETERMINERS and (not verb or found is None):
             for slot in slots[first:last]:  # a modifier of the common noun that follows
                 slot.drop = True
             entities.append(Entity(start, end, caption[start:end], found.type if found else THING, None,
-                                   source or "pattern"))
+                                   found.source if found else "pattern"))
             return
         if found is None and len(words) > 1:
             head = words[-1].lower()
             if is_common_word(head):  # "Pilgrimage Music & Cultural Festival" -> festival
                 kind = PLACE if head in PLACE_HEADS else THING
-                found, source = Hypernym(PLACE_HEADS.get(head, head), kind, "pattern"), "pattern"
+                found = Hypernym(PLACE_HEADS.get(head, head), kind, "pattern")
         if found is None:
-            found, source = self._place_by_context(slots, last)
+            found = self._place_by_context(slots, last)
         if found is None:
             for match in self.gazetteer.find([s.token for s in slots[first:last]]):
                 if match.last - match.first == len(words):
                     found = match.value.lookup(match.name)
-                    source = found.source if found else ""
         if found is None:
             unresolved.append(caption[start:end])
             entities.append(Entity(start, end, caption[start:end], "unknown", None, ""))
             return
-        entity = Entity(start, end, caption[start:end], found.type, found.hypernym, source)
+        entity = Entity(start, end, caption[start:end], found.type, found.hypernym, found.source)
         entities.append(entity)
         self._replace(slots, first, last, found.hypernym, entity)
 
-    def _place_by_context(self, slots, last) -> tuple[Hypernym | None, str]:
+    def _place_by_context(self, slots, last) -> Hypernym | None:
         """"Balakot, Pakistan": an unknown name followed by a comma and a known place is a place."""
         if last + 1 < len(slots) and slots[last].token.text == "," and slots[last + 1].token.text[:1].isupper():
             found = self._lookup(slots[last + 1].token.text)
             if found is not None and found.type == PLACE:
-                return Hypernym("place", PLACE, "pattern"), "pattern"
-        return None, ""
+                return Hypernym("place", PLACE, "pattern")
+        return None
 
     def _replace(self, slots, first, last, text, entity) -> None:
         slots[first].text, slots[first].entity = text, entity
@@ -268,18 +267,29 @@ class Hypernymizer:
         for slot in slots[i:j]:
             slot.drop = True
 
+    @staticmethod
+    def _next_kept(slots) -> list[_Slot | None]:
+        """For each slot, the first slot after it that is not dropped."""
+        following: list[_Slot | None] = [None] * len(slots)
+        for i in range(len(slots) - 2, -1, -1):
+            after = slots[i + 1]
+            following[i] = following[i + 1] if after.drop else after
+        return following
+
     def _drop_person_nouns(self, slots) -> None:
+        following = self._next_kept(slots)  # only the current slot changes: later ones stay valid
         for i, slot in enumerate(slots[:-1]):
-            after = next((s for s in slots[i + 1:] if not s.drop), None)
+            after = following[i]
             if after is not None and after.entity and after.entity.type == PERSON and not slot.drop \
                     and slot.entity is None and is_person_noun(slot.token.text):
                 slot.drop = True
 
     def _drop_numbers(self, slots) -> None:
+        following = self._next_kept(slots)
         for i, slot in enumerate(slots[:-1]):
             if slot.drop or slot.entity or not is_number(slot.token.text):
                 continue
-            after = next((s for s in slots[i + 1:] if not s.drop), None)
+            after = following[i]
             if after is not None and (after.entity or after.token.text[:1].isalpha()):
                 slot.drop = True
 

@@ -4,10 +4,10 @@ names, and the closed word lists (dates, numbers, prepositions, determiners)."""
 from __future__ import annotations
 
 import functools
-import os
 import re
 
-from hypernymize.wordnet_files import wordnet, wordnet_corpus
+from filters.lexicons import noun_index, regular_plural, synset_entries
+from hypernymize.wordnet_files import wordnet
 
 MONTHS = ("January February March April May June July August September October November December "
           "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec").split()
@@ -48,40 +48,26 @@ DATE = re.compile(
 NUMBER = re.compile(r"^(?:\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|\d+s)$")
 
 
-@functools.lru_cache(maxsize=4)
-def _word_tables(root: str | None = None) -> tuple[frozenset, frozenset, frozenset, frozenset]:
-    """(words WordNet writes in lower case, common nouns, verbs, person nouns), read from the
-    database files directly: NLTK builds an object per synset, and that cost ~0.5 ms per word."""
-    corpus = wordnet_corpus(root)
+@functools.lru_cache(maxsize=1)
+def _word_tables() -> tuple[frozenset, frozenset, frozenset, frozenset]:
+    """(words WordNet writes in lower case, common nouns, verbs, person nouns), from the database
+    files directly: asking NLTK cost ~0.5 ms per word."""
     lowercase, nouns, verbs = set(), set(), set()
     noun_kind: dict[str, tuple[str, bool]] = {}  # offset -> (lexicographer file, is an instance)
     for pos in ("noun", "verb", "adj", "adv"):
-        with open(os.path.join(corpus, f"data.{pos}"), encoding="utf-8") as lines:
-            for line in lines:
-                if line.startswith(" "):
+        for entry in synset_entries(pos):
+            if pos == "noun":
+                noun_kind[entry.offset] = (entry.lexfile, entry.instance)
+            for word in entry.words:
+                if "_" in word or word != word.lower():
                     continue
-                fields = line.split(" ", 4 + 2 * int(line.split(" ", 4)[3], 16) + 1)
-                instance = " @i " in line
-                if pos == "noun":
-                    noun_kind[fields[0]] = (fields[1], instance)
-                for word in fields[4:4 + 2 * int(fields[3], 16):2]:
-                    word = re.sub(r"\(.*\)$", "", word)  # adjective markers: "(a)", "(p)"
-                    if "_" in word or word != word.lower():
-                        continue
-                    lowercase.add(word)
-                    if pos == "noun" and not instance:
-                        nouns.add(word)
-                    elif pos == "verb":
-                        verbs.add(word)
-    people = set()
-    with open(os.path.join(corpus, "index.noun"), encoding="utf-8") as lines:
-        for line in lines:
-            fields = line.split()
-            if line.startswith(" ") or fields[0] not in nouns:
-                continue
-            offsets = fields[-int(fields[2]):][:2]  # the two most frequent senses
-            if any(noun_kind.get(offset) == ("18", False) for offset in offsets):
-                people.add(fields[0])
+                lowercase.add(word)
+                if pos == "noun" and not entry.instance:
+                    nouns.add(word)
+                elif pos == "verb":
+                    verbs.add(word)
+    people = {lemma for lemma, offsets in noun_index()  # one of the two most frequent senses is a person
+              if lemma in nouns and any(noun_kind.get(offset) == ("18", False) for offset in offsets[:2])}
     return frozenset(lowercase), frozenset(nouns), frozenset(verbs), frozenset(people)
 
 
@@ -115,23 +101,19 @@ def is_person_noun(word: str) -> bool:
     return _base(lower, "n") in _word_tables()[3]
 
 
-@functools.lru_cache(maxsize=4)
-def given_names(root: str | None = None) -> frozenset[str]:
-    """First names: the first words of WordNet's multi-word names of people (John, Duncan, Jimmy),
-    read from data.noun: instances filed under noun.person (lexicographer file 18)."""
+@functools.lru_cache(maxsize=1)
+def given_names() -> frozenset[str]:
+    """First names: the first words of WordNet's multi-word names of people (John, Duncan, Jimmy):
+    instances filed under noun.person (lexicographer file 18)."""
     found = set()
-    with open(os.path.join(wordnet_corpus(root), "data.noun"), encoding="utf-8") as lines:
-        for line in lines:
-            if line.startswith(" ") or " @i " not in line:
-                continue
-            fields = line.split(" ", 4 + 2 * int(line.split(" ", 4)[3], 16) + 1)
-            if fields[1] != "18":
-                continue
-            for lemma in fields[4:4 + 2 * int(fields[3], 16):2]:
-                parts = lemma.split("_")
-                if len(parts) >= 2 and parts[0][:1].isupper() and parts[0].isalpha() and len(parts[0]) > 1 \
-                        and parts[0].lower() not in FUNCTION_WORDS:  # "The Venerable Bede"
-                    found.add(parts[0])
+    for entry in synset_entries("noun"):
+        if entry.lexfile != "18" or not entry.instance:
+            continue
+        for lemma in entry.words:
+            parts = lemma.split("_")
+            if len(parts) >= 2 and parts[0][:1].isupper() and parts[0].isalpha() and len(parts[0]) > 1 \
+                    and parts[0].lower() not in FUNCTION_WORDS:  # "The Venerable Bede"
+                found.add(parts[0])
     return frozenset(found - NOT_GIVEN_NAMES)
 
 
@@ -149,12 +131,5 @@ def starts_with_vowel_sound(word: str) -> bool:
 def plural(noun: str) -> str:
     words = noun.split()
     last = words[-1]
-    if last.endswith(("s", "x", "z", "ch", "sh")):
-        last += "es"
-    elif last.endswith("y") and last[-2:-1] not in tuple("aeiou"):
-        last = last[:-1] + "ies"
-    elif last.endswith("man"):
-        last = last[:-3] + "men"
-    else:
-        last += "s"
+    last = last[:-3] + "men" if last.endswith("man") else regular_plural(last)
     return " ".join([*words[:-1], last])

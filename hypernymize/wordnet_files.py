@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import warnings
 
+from filters import user_cache_dir
 from filters.lexicons import wordnet_dir
 
 FILES = ("lexnames", "index.sense", "cntlist.rev", "LICENSE",
@@ -20,8 +21,7 @@ DONE = ".complete"
 
 
 def cache_root() -> str:
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "altcap", "nltk_data")
+    return os.path.join(user_cache_dir(), "nltk_data")
 
 
 def wordnet_corpus(root: str | None = None) -> str:

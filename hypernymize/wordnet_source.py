@@ -10,13 +10,12 @@ frequent in SemCor (Paris the capital, not Paris of Troy), then WordNet's own se
 from __future__ import annotations
 
 import functools
-import os
-import re
 
 from wordfreq import zipf_frequency
 
+from filters.lexicons import synset_entries
 from hypernymize.knowledge import ORGANIZATION, PERSON, PLACE, THING, Hypernym
-from hypernymize.wordnet_files import wordnet, wordnet_corpus
+from hypernymize.wordnet_files import wordnet
 
 # Where the rules below choose a worse word for a frequent instance hypernym (180 capitals).
 PREFERRED_WORDS = {"national_capital.n.01": "city"}
@@ -70,7 +69,6 @@ class WordNetSource:
 
     def __init__(self, root: str | None = None):
         self.wordnet = wordnet(root)
-        self.corpus = wordnet_corpus(root)
 
     def _candidates(self, name: str) -> list:
         lemma = name.replace(" ", "_")
@@ -99,13 +97,9 @@ class WordNetSource:
         return Hypernym(hypernym_word(parent), entity_type(parent), self.name, chosen.name())
 
     def names(self):
-        """Capitalised instance lemmas ("Harrison Ford" is not in WordNet 3.0; "Shakespeare" is),
-        read from data.noun directly: building NLTK's synset objects for all of it takes seconds."""
-        with open(os.path.join(self.corpus, "data.noun"), encoding="utf-8") as lines:
-            for line in lines:
-                if line.startswith(" ") or " @i " not in line:
-                    continue  # the licence header; synsets that are no instance
-                fields = line.split(" ", 4 + 2 * int(line.split(" ", 4)[3], 16) + 1)
-                for lemma in fields[4:4 + 2 * int(fields[3], 16):2]:
+        """Capitalised instance lemmas ("Harrison Ford" is not in WordNet 3.0; "Shakespeare" is)."""
+        for entry in synset_entries("noun"):
+            if entry.instance:
+                for lemma in entry.words:
                     if lemma[:1].isupper():
-                        yield _spoken(re.sub(r"\(.*\)$", "", lemma))
+                        yield _spoken(lemma)
