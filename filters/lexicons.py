@@ -44,7 +44,7 @@ def package_dir(name: str) -> str:
     return list(spec.submodule_search_locations)[0]
 
 
-def _read_lines(path: str) -> list[str]:
+def read_lines(path: str) -> list[str]:
     with open(path, encoding="utf-8", newline=None) as handle:  # universal newlines: CRLF -> LF
         return handle.read().splitlines()
 
@@ -92,7 +92,7 @@ def parts_of_speech() -> dict[str, tuple[str, frozenset]]:
         path = os.path.join(folder, name)
         if not os.path.exists(path):
             raise LexiconError(f"WordNet file missing: {path}")
-        for line in _read_lines(path):
+        for line in read_lines(path):
             if not line or line.startswith(" "):
                 continue  # licence header
             fields = line.split()
@@ -107,7 +107,7 @@ def parts_of_speech() -> dict[str, tuple[str, frozenset]]:
                 add(form, pos, weight * 0.5)  # the form is more often the lemma of another word
         exceptions = os.path.join(folder, {"n": "noun.exc", "v": "verb.exc", "a": "adj.exc",
                                            "r": "adv.exc"}[pos])
-        for line in _read_lines(exceptions):
+        for line in read_lines(exceptions):
             parts = line.split()
             if len(parts) >= 2 and "_" not in parts[0]:
                 add(parts[0], pos, lemma_weight.get((parts[1], pos), 1.0))
@@ -152,7 +152,7 @@ def profanity_terms(lists: tuple[str, ...]) -> frozenset[str]:
     for name in lists:
         if name not in PROFANITY_LISTS:
             raise LexiconError(f"unknown bad-word list {name!r} (known: {', '.join(PROFANITY_LISTS)})")
-        for line in _read_lines(os.path.join(folder, name + ".txt")):
+        for line in read_lines(os.path.join(folder, name + ".txt")):
             term = " ".join(line.lower().split())
             if term and not term.startswith("#"):
                 terms.add(term)
@@ -176,7 +176,7 @@ class SynsetEntry:
 def synset_entries(pos: str) -> Iterator[SynsetEntry]:
     """Every synset of ``data.<pos>`` (noun, verb, adj, adv), read from the file directly: NLTK
     builds an object per synset, which costs seconds for a whole file."""
-    for line in _read_lines(os.path.join(wordnet_dir(), f"data.{pos}")):
+    for line in read_lines(os.path.join(wordnet_dir(), f"data.{pos}")):
         if not line or line.startswith(" "):
             continue  # licence header
         count = int(line.split(" ", 4)[3], 16)
@@ -189,7 +189,7 @@ def synset_entries(pos: str) -> Iterator[SynsetEntry]:
 def noun_index() -> tuple[tuple[str, tuple[str, ...]], ...]:
     """(lemma, offsets of its senses, most frequent first) for every one-word noun lemma."""
     out = []
-    for line in _read_lines(os.path.join(wordnet_dir(), "index.noun")):
+    for line in read_lines(os.path.join(wordnet_dir(), "index.noun")):
         if not line or line.startswith(" "):
             continue
         fields = line.split()
@@ -204,7 +204,7 @@ def picturable_nouns(count: int) -> tuple[str, ...]:
     (WordNet: animals, artifacts, food, people, plants, places...) and that are mostly nouns."""
     import wordfreq
 
-    lexnames = dict(line.split()[:2] for line in _read_lines(os.path.join(wordnet_dir(), "lexnames")))
+    lexnames = dict(line.split()[:2] for line in read_lines(os.path.join(wordnet_dir(), "lexnames")))
     wanted = {number for number, name in lexnames.items() if name in PICTURABLE_LEXFILES}
     synsets = {entry.offset: (entry.lexfile, frozenset(entry.words)) for entry in synset_entries("noun")}
     not_nouns = word_classes()[2]
@@ -228,7 +228,7 @@ def noun_lemmas() -> dict[str, str]:
     for lemma, _ in noun_index():
         for form in _inflections(lemma, "n"):
             lemmas.setdefault(form, lemma)
-    for line in _read_lines(os.path.join(wordnet_dir(), "noun.exc")):
+    for line in read_lines(os.path.join(wordnet_dir(), "noun.exc")):
         parts = line.split()
         if len(parts) >= 2 and "_" not in parts[0]:
             lemmas.setdefault(parts[0], parts[1])

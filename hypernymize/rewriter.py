@@ -40,6 +40,7 @@ from hypernymize.vocabulary import (
     is_common_word,
     is_number,
     is_person_noun,
+    load_tables,
     noun_and_verb,
     plural,
     starts_with_vowel_sound,
@@ -93,6 +94,7 @@ class Hypernymizer:
         self.gazetteer = gazetteer
         self.mode, self.style = mode, style
         self.min_words, self.reject_unresolved = min_words, reject_unresolved
+        load_tables()
         self.given_names = given_names()
         listed = {id(source) for source in gazetteer.entries.values()}
         self._unlisted = [source for source in sources if id(source) not in listed]  # e.g. the Wikidata KB

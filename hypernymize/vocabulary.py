@@ -4,10 +4,10 @@ names, and the closed word lists (dates, numbers, prepositions, determiners)."""
 from __future__ import annotations
 
 import functools
+import os
 import re
 
-from filters.lexicons import noun_index, regular_plural, synset_entries
-from hypernymize.wordnet_files import wordnet
+from filters.lexicons import noun_index, read_lines, regular_plural, synset_entries, wordnet_dir
 
 MONTHS = ("January February March April May June July August September October November December "
           "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec").split()
@@ -71,8 +71,47 @@ def _word_tables() -> tuple[frozenset, frozenset, frozenset, frozenset]:
     return frozenset(lowercase), frozenset(nouns), frozenset(verbs), frozenset(people)
 
 
+# WordNet's morphy: suffix rules per part of speech, tried when a form is no exception.
+SUFFIX_RULES = {"n": (("s", ""), ("ses", "s"), ("ves", "f"), ("xes", "x"), ("zes", "z"), ("ches", "ch"),
+                      ("shes", "sh"), ("men", "man"), ("ies", "y")),
+                "v": (("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"),
+                      ("ing", "")),
+                "a": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")),
+                "r": ()}
+
+
+INDEX_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
+
+
+@functools.lru_cache(maxsize=1)
+def _morphology() -> tuple[dict[str, dict[str, tuple[str, ...]]], dict[str, dict[str, None]]]:
+    """Per part of speech: irregular forms -> their lemmas (children -> child, went -> go), and
+    every lemma of WordNet's index."""
+    exceptions: dict[str, dict[str, tuple[str, ...]]] = {}
+    lemmas: dict[str, dict[str, None]] = {}
+    for pos, name in INDEX_FILES.items():
+        exceptions[pos] = {parts[0]: tuple(parts[1:]) for parts in
+                           (line.split() for line in read_lines(os.path.join(wordnet_dir(), f"{name}.exc")))
+                           if len(parts) >= 2}
+        lemmas[pos] = dict.fromkeys(line.split(" ", 1)[0] for line in
+                                    read_lines(os.path.join(wordnet_dir(), f"index.{name}"))
+                                    if line and not line.startswith(" "))
+    return exceptions, lemmas
+
+
 def _base(word: str, pos: str | None = None) -> str:
-    return wordnet().morphy(word, pos) or word
+    """WordNet's morphy, as NLTK's reader does it, without the reader: the word itself, or its
+    irregular lemma, or a suffix rule's result, whichever WordNet's index holds first for the
+    first part of speech that has one (dogs -> dog, went -> go)."""
+    exceptions, lemmas = _morphology()
+    for part in (pos,) if pos else tuple(INDEX_FILES):
+        irregular = exceptions[part].get(word)
+        forms = irregular if irregular is not None else tuple(
+            word[:-len(suffix)] + ending for suffix, ending in SUFFIX_RULES[part] if word.endswith(suffix))
+        for form in (word, *forms):
+            if form in lemmas[part]:
+                return form
+    return word
 
 
 @functools.lru_cache(maxsize=262144)
@@ -115,6 +154,13 @@ def given_names() -> frozenset[str]:
                     and parts[0].lower() not in FUNCTION_WORDS:  # "The Venerable Bede"
                 found.add(parts[0])
     return frozenset(found - NOT_GIVEN_NAMES)
+
+
+def load_tables() -> None:
+    """Read the word tables now (about a second) rather than on the first caption."""
+    _word_tables()
+    _morphology()
+    given_names()
 
 
 def is_number(word: str) -> bool:

@@ -9,13 +9,15 @@ frequent in SemCor (Paris the capital, not Paris of Troy), then WordNet's own se
 
 from __future__ import annotations
 
-import functools
+import hashlib
+import json
+import os
 
 from wordfreq import zipf_frequency
 
 from filters.lexicons import synset_entries
 from hypernymize.knowledge import ORGANIZATION, PERSON, PLACE, THING, Hypernym
-from hypernymize.wordnet_files import wordnet
+from hypernymize.wordnet_files import cache_root, wordnet
 
 # Where the rules below choose a worse word for a frequent instance hypernym (180 capitals).
 PREFERRED_WORDS = {"national_capital.n.01": "city"}
@@ -64,42 +66,78 @@ def entity_type(synset) -> str:
     return THING
 
 
+def _candidates(reader, name: str) -> list:
+    lemma = name.replace(" ", "_")
+    found = []
+    for order, synset in enumerate(reader.synsets(lemma, "n")):
+        if not synset.instance_hypernyms():
+            continue
+        names = synset.lemma_names()
+        if lemma not in names:
+            continue  # "apple" the fruit does not make "Apple" an entity, nor the reverse
+        count = sum(entry.count() for entry in synset.lemmas() if entry.name() == lemma)
+        found.append(((names[0] != lemma, -count, order), synset))
+    return [synset for _, synset in sorted(found, key=lambda item: item[0])]
+
+
+def choose(reader, name: str) -> Hypernym | None:
+    """The hypernym of ``name`` by NLTK's reader, with the sense choice above."""
+    candidates = _candidates(reader, name)
+    if not candidates:
+        return None
+    chosen = candidates[0]
+    # NLTK keeps pointers in a set, whose order changes between processes: choose by the
+    # word's frequency in English (Bristol: city, not port), then by name
+    words = sorted(((-zipf_frequency(hypernym_word(p), "en"), p.name(), p) for p in chosen.instance_hypernyms()),
+                   key=lambda item: item[:2])
+    parent = words[0][2]
+    return Hypernym(hypernym_word(parent), entity_type(parent), WordNetSource.name, chosen.name())
+
+
+def instance_names() -> set[str]:
+    """Every lemma of an instance synset, as written ("Shakespeare", "Harrison Ford" is not one)."""
+    return {_spoken(lemma) for entry in synset_entries("noun") if entry.instance for lemma in entry.words}
+
+
+def _table_path(root: str | None) -> str:
+    """The compiled table, named after this module's code: a change of the rules makes a new one."""
+    with open(__file__, "rb") as handle:
+        version = hashlib.blake2b(handle.read(), digest_size=6).hexdigest()
+    return os.path.join(root or cache_root(), f"altcap-wordnet-instances-{version}.json")
+
+
+def instance_table(root: str | None = None) -> dict[str, Hypernym]:
+    """name -> hypernym for every WordNet instance name, compiled once with NLTK's reader (~10 s)
+    into a JSON file beside the normalised database; loading it takes milliseconds."""
+    path = _table_path(root)
+    if not os.path.exists(path):
+        reader = wordnet(root)
+        rows = {}
+        for name in sorted(instance_names()):
+            found = choose(reader, name)
+            if found is not None:
+                rows[name] = [found.hypernym, found.type, found.id]
+        staging = f"{path}.{os.getpid()}.tmp"
+        with open(staging, "w", encoding="utf-8") as handle:
+            json.dump(rows, handle, ensure_ascii=False, separators=(",", ":"))
+        os.replace(staging, path)
+    with open(path, encoding="utf-8") as handle:
+        rows = json.load(handle)
+    return {name: Hypernym(hypernym, kind, WordNetSource.name, synset)
+            for name, (hypernym, kind, synset) in rows.items()}
+
+
 class WordNetSource:
+    """Lookups in the compiled instance table: NLTK is loaded only to compile it."""
+
     name = "wordnet"
 
     def __init__(self, root: str | None = None):
-        self.wordnet = wordnet(root)
+        self._table = instance_table(root)
 
-    def _candidates(self, name: str) -> list:
-        lemma = name.replace(" ", "_")
-        found = []
-        for order, synset in enumerate(self.wordnet.synsets(lemma, "n")):
-            if not synset.instance_hypernyms():
-                continue
-            names = synset.lemma_names()
-            if lemma not in names:
-                continue  # "apple" the fruit does not make "Apple" an entity, nor the reverse
-            count = sum(entry.count() for entry in synset.lemmas() if entry.name() == lemma)
-            found.append(((names[0] != lemma, -count, order), synset))
-        return [synset for _, synset in sorted(found, key=lambda item: item[0])]
-
-    @functools.lru_cache(maxsize=65536)
     def lookup(self, name: str) -> Hypernym | None:
-        candidates = self._candidates(name)
-        if not candidates:
-            return None
-        chosen = candidates[0]
-        # NLTK keeps pointers in a set, whose order changes between processes: choose by the
-        # word's frequency in English (Bristol: city, not port), then by name
-        words = sorted(((-zipf_frequency(hypernym_word(p), "en"), p.name(), p) for p in chosen.instance_hypernyms()),
-                       key=lambda item: item[:2])
-        parent = words[0][2]
-        return Hypernym(hypernym_word(parent), entity_type(parent), self.name, chosen.name())
+        return self._table.get(name)
 
     def names(self):
-        """Capitalised instance lemmas ("Harrison Ford" is not in WordNet 3.0; "Shakespeare" is)."""
-        for entry in synset_entries("noun"):
-            if entry.instance:
-                for lemma in entry.words:
-                    if lemma[:1].isupper():
-                        yield _spoken(lemma)
+        """Capitalised instance names ("Harrison Ford" is not in WordNet 3.0; "Shakespeare" is)."""
+        return [name for name in self._table if name[:1].isupper()]

