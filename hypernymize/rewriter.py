@@ -13,7 +13,8 @@ The rules, in order, on the caption's tokens:
    aircraft" -> "aircraft"); a run named in a knowledge source, or a given name and a surname
    (a person), becomes its hypernym; a run whose last word is a common noun becomes that noun
    ("Pilgrimage Music & Cultural Festival" -> "festival"); a run followed by ", Place" is a place;
-4. a place after a place preposition is dropped with it ("in Balakot, Pakistan");
+4. a place after a place preposition is dropped with it ("in Balakot, Pakistan"), except a named
+   site after "at" ("at the Sydney Entertainment Centre" -> "at the venue");
 5. a person noun before a person ("musician Justin Timberlake") and numbers that modify a noun
    ("two sculptures", "the 29th festival") are dropped;
 6. coordinated entities with one hypernym merge into its plural ("actor and actor" -> "actors");
@@ -44,6 +45,7 @@ from hypernymize.vocabulary import (
     noun_and_verb,
     plural,
     starts_with_vowel_sound,
+    surnames,
 )
 
 QUOTED = re.compile(r"(?<!\w)['\"‘“]([A-Z][^'\"’”]{0,80})['\"’”](?!\w)")
@@ -51,6 +53,7 @@ CONNECTORS = {"&", "of", "de", "da", "van", "von", "del", "la", "le"}
 TOO_FEW_WORDS = "too_few_words"
 UNRESOLVED = "unresolved_proper_noun"
 PERSON_MASK = "<PERSON>"
+SITES = frozenset(PLACE_HEADS.values())  # named buildings and sites: "at the venue" says where a photo is
 
 
 @dataclass
@@ -61,6 +64,7 @@ class Entity:
     type: str
     hypernym: str | None  # None: dropped, not replaced
     source: str  # wordnet, geonames, wikidata, pattern (a rule, no knowledge source)
+    kept: bool = False  # whether the hypernym stands in the rewrite (a place phrase is dropped whole)
 
 
 @dataclass
@@ -71,6 +75,11 @@ class Rewrite:
     rejected: bool = False
     reason: str | None = None
 
+    @property
+    def concepts(self) -> list[str]:
+        """The hypernyms that stand in the rewrite, once per mention ("actors" from two actors)."""
+        return [entity.hypernym for entity in self.entities if entity.kept and entity.hypernym]
+
 
 @dataclass
 class _Slot:
@@ -78,6 +87,7 @@ class _Slot:
     drop: bool = False
     text: str | None = None  # replacement text of the first token of an entity
     entity: Entity | None = None
+    merged: bool = False  # a coordinated entity whose hypernym now stands in the plural before it
 
 
 class Hypernymizer:
@@ -95,7 +105,7 @@ class Hypernymizer:
         self.mode, self.style = mode, style
         self.min_words, self.reject_unresolved = min_words, reject_unresolved
         load_tables()
-        self.given_names = given_names()
+        self.given_names, self.surnames = given_names(), surnames()
         listed = {id(source) for source in gazetteer.entries.values()}
         self._unlisted = [source for source in sources if id(source) not in listed]  # e.g. the Wikidata KB
 
@@ -113,9 +123,10 @@ class Hypernymizer:
         if slots[i].drop or not word[:1].isupper():
             return False
         sentence_start = i == 0 or slots[i - 1].token.text in ".!?:;\"'“‘(-–"
-        if sentence_start and is_common_word(word) and word not in self.given_names:
-            if not self._name_at(slots, i):
-                return False  # "Side view", "Musician Justin": a common first word; "New York" is a name
+        if sentence_start and is_common_word(word):
+            followed = i + 1 < len(slots) and slots[i + 1].token.text[:1].isupper()
+            if not (word in self.given_names and followed) and not self._name_at(slots, i):
+                return False  # "Side view", "Musician Justin", "Will you": a common first word; "New York" is a name
         return not (len(word) == 1 and word in "AI")
 
     def _name_at(self, slots: list[_Slot], i: int) -> bool:
@@ -146,8 +157,10 @@ class Hypernymizer:
         return runs
 
     def _person(self, words: list[str]) -> bool:
-        return 2 <= len(words) <= 4 and words[0] in self.given_names and all(
-            w[:1].isupper() and not is_common_word(w) for w in words[1:])
+        """A given name and capitalised names that are no common words, or known surnames
+        ("Harrison Ford": "ford" is a word, Ford a surname); "Victoria Park" is a park."""
+        return 2 <= len(words) <= 4 and words[0] in self.given_names and words[-1].lower() not in PLACE_HEADS \
+            and all(w[:1].isupper() and (w in self.surnames or not is_common_word(w)) for w in words[1:])
 
     def _resolve(self, words: list[str]) -> Hypernym | None:
         """The run's hypernym from a source, or from the person pattern (source "pattern")."""
@@ -170,6 +183,9 @@ class Hypernymizer:
             self._drop_person_nouns(slots)
             self._drop_numbers(slots)
             self._merge_coordination(slots)
+        for slot in slots:
+            if slot.entity is not None and slot.text is not None:
+                slot.entity.kept = not slot.drop or slot.merged
         text = self._assemble(slots)
         result = Rewrite(caption, text, sorted(entities, key=lambda e: e.start))
         if unresolved and self.reject_unresolved:
@@ -260,6 +276,10 @@ class Hypernymizer:
             i -= 1
         if i < 0 or slots[i].token.text.lower() not in PLACE_PREPOSITIONS:
             return
+        if slots[i].token.text.lower() == "at" and entity.source == "pattern" and entity.hypernym in SITES:
+            if i == first - 1:  # "at Bondi Beach" -> "at the beach"
+                slots[first].text = f"the {slots[first].text}"
+            return  # "performs at the Sydney Entertainment Centre" -> "performs at the venue"
         j = last
         while j + 1 < len(slots) and slots[j].token.text == "," and (slots[j + 1].entity or slots[j + 1].drop
                                                                      or slots[j + 1].token.text[:1].isupper()):
@@ -304,7 +324,7 @@ class Hypernymizer:
                 continue
             if a.text == b.text or a.text.split()[-1] == b.text.split()[-1]:
                 a.text = plural(min(a.text, b.text, key=len))
-                conj.drop = b.drop = True
+                conj.drop = b.drop = b.merged = True
 
     def _assemble(self, slots) -> str:
         words: list[str] = []

@@ -7,7 +7,7 @@ import functools
 import os
 import re
 
-from filters.lexicons import noun_index, read_lines, regular_plural, synset_entries, wordnet_dir
+from filters.lexicons import noun_index, package_dir, read_lines, regular_plural, synset_entries, wordnet_dir
 
 MONTHS = ("January February March April May June July August September October November December "
           "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec").split()
@@ -140,20 +140,57 @@ def is_person_noun(word: str) -> bool:
     return _base(lower, "n") in _word_tables()[3]
 
 
-@functools.lru_cache(maxsize=1)
-def given_names() -> frozenset[str]:
-    """First names: the first words of WordNet's multi-word names of people (John, Duncan, Jimmy):
-    instances filed under noun.person (lexicographer file 18)."""
+# Census frequencies (percent of people) above which a name that is also a word counts as a name.
+COMMON_WORD_GIVEN_NAME = 0.01  # Rose, Grace, Will, Tom pass; Diamond, Star, Princess do not
+SURNAME = 0.005  # Stone, Swift, Ford, Gates pass; Garden, Mill, Wool do not
+
+
+@functools.lru_cache(maxsize=4)
+def census_names(kind: str) -> dict[str, float]:
+    """Name -> percent of people, from the 1990 US Census lists the ``names`` package ships
+    (``first``: female and male first names; ``last``: surnames), written "Harrison", "Mcdonald"."""
+    files = {"first": ("dist.female.first", "dist.male.first"), "last": ("dist.all.last",)}[kind]
+    found: dict[str, float] = {}
+    for name in files:
+        for line in read_lines(os.path.join(package_dir("names"), name)):
+            fields = line.split()
+            if len(fields) == 4:
+                word = fields[0].capitalize()
+                found[word] = max(found.get(word, 0.0), float(fields[1]))
+    return found
+
+
+def _wordnet_people_words(position: int) -> set[str]:
+    """The first (0) or last (-1) words of WordNet's names of people (lexicographer file 18)."""
     found = set()
     for entry in synset_entries("noun"):
         if entry.lexfile != "18" or not entry.instance:
             continue
         for lemma in entry.words:
             parts = lemma.split("_")
-            if len(parts) >= 2 and parts[0][:1].isupper() and parts[0].isalpha() and len(parts[0]) > 1 \
-                    and parts[0].lower() not in FUNCTION_WORDS:  # "The Venerable Bede"
-                found.add(parts[0])
+            word = parts[position]
+            if (len(parts) >= 2 or position == -1) and word[:1].isupper() and word.isalpha() and len(word) > 1 \
+                    and word.lower() not in FUNCTION_WORDS:  # "The Venerable Bede"
+                found.add(word)
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def given_names() -> frozenset[str]:
+    """First names: the Census's, and the first words of WordNet's multi-word names of people
+    (Duncan, Jimmy). One that is also a word (Rose, Will) must be a frequent name."""
+    census = census_names("first")
+    found = {name for name in _wordnet_people_words(0) | set(census)
+             if not is_common_word(name) or census.get(name, 0.0) >= COMMON_WORD_GIVEN_NAME}
     return frozenset(found - NOT_GIVEN_NAMES)
+
+
+@functools.lru_cache(maxsize=1)
+def surnames() -> frozenset[str]:
+    """Family names that may be words too: the last words of WordNet's names of people (Ford,
+    Swift), and the Census's frequent surnames (Stone, Gates)."""
+    census = census_names("last")
+    return frozenset(_wordnet_people_words(-1) | {name for name, share in census.items() if share >= SURNAME})
 
 
 def load_tables() -> None:
@@ -161,6 +198,7 @@ def load_tables() -> None:
     _word_tables()
     _morphology()
     given_names()
+    surnames()
 
 
 def is_number(word: str) -> bool:

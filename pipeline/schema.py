@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 ENTITY = pa.struct([("start", pa.int32()), ("end", pa.int32()), ("text", pa.string()), ("type", pa.string()),
-                    ("hypernym", pa.string()), ("source", pa.string())])
+                    ("hypernym", pa.string()), ("source", pa.string()), ("kept", pa.bool_())])
 # Where a candidate came from and what its text is: samples and rejects both carry these.
 _CANDIDATE_COLUMNS = [
     ("url", pa.string()),

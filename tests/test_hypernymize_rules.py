@@ -69,6 +69,9 @@ def test_dates_times_and_years_are_dropped_with_their_preposition(hypernymizer):
 def test_place_phrases_are_dropped(hypernymizer):
     assert rewritten(hypernymizer, "a worker clears debris in Balakot, Pakistan.") == "a worker clears debris."
     assert rewritten(hypernymizer, "the bridge in Los Angeles at night") == "the bridge at night"
+    # a named site after "at" says where the photo is (the paper's Figure 3 alt-text)
+    assert rewritten(hypernymizer, "Jimmy Barnes performs at the Sydney Entertainment Centre") == \
+        "Person performs at the venue"
 
 
 def test_proper_noun_modifiers_and_counts_are_dropped(hypernymizer):
@@ -82,6 +85,21 @@ def test_coordinated_identical_hypernyms_merge_into_a_plural(hypernymizer):
     result = hypernymizer.rewrite("Harrison Ford and Calista Flockhart attend the premiere")
     assert result.rewritten == "Actors attend the premiere"  # film actor + actor share the head
     assert [e.hypernym for e in result.entities] == ["film actor", "actor"]
+    assert result.concepts == ["film actor", "actor"]  # two mentions stand in the plural
+
+
+def test_concepts_are_the_hypernyms_left_in_the_rewrite(hypernymizer):
+    result = hypernymizer.rewrite("Einstein lectures at the Sydney Entertainment Centre in Balakot, Pakistan")
+    kept = {e.text: (e.hypernym, e.kept) for e in result.entities}
+    assert kept["Einstein"] == ("physicist", True) and kept["Pakistan"] == ("country", False)
+    assert result.concepts == ["physicist", "venue"]  # the place phrase went with its hypernyms
+    assert hypernymizer.rewrite("a dog runs on the beach").concepts == []
+
+
+def test_a_given_name_and_a_surname_that_is_a_word_make_a_person(hypernymizer):
+    assert rewritten(hypernymizer, "Emma Stone waves to fans at the airport") == "Person waves to fans at the airport"
+    assert rewritten(hypernymizer, "a portrait of Kate Moss on a wall") == "a portrait of person on a wall"
+    assert rewritten(hypernymizer, "ducks swim in a pond at Victoria Park") == "ducks swim in a pond at the park"
 
 
 def test_quoted_titles_are_dropped(hypernymizer):
@@ -139,5 +157,5 @@ def test_cli_writes_one_json_line_per_caption(kb, tmp_path, capsys, monkeypatch)
                                                      "Singer"]
     assert [line["reason"] for line in lines] == [None, None, "too_few_words"] and lines[2]["rejected"]
     assert lines[0]["entities"][0] == {"start": 0, "end": 13, "text": "Harrison Ford", "type": "person",
-                                       "hypernym": "film actor", "source": "wikidata"}
+                                       "hypernym": "film actor", "source": "wikidata", "kept": True}
     assert main(["hypernymize", str(tmp_path / "missing.txt")]) == 2
