@@ -8,7 +8,10 @@ cold, as on a worker; later passes repeat the same captions with warm caches. Ca
 10,000 alt-texts of img2dataset's test parquet under ../shared/realdata (raw: no text rules ran);
 the process is pinned to one core.
 
-    .venv/bin/python benchmarks/hypernymize.py [--kb KB_FOLDER] [--n 10000] [--runs 3]
+    .venv/bin/python benchmarks/hypernymize.py [--kb KB_FOLDER] [--spacy-model NAME|DIR] [--n 10000] [--runs 3]
+
+With ``--spacy-model``, one more row runs the spaCy tagger on the same captions, in batches as
+``altcap hypernymize`` does, before the rewrite.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def main() -> None:
     parser.add_argument("--kb", help="a Wikidata KB folder (altcap kb build)")
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--spacy-model", help="also measure with this spaCy NER model (a name or a folder)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -72,6 +76,18 @@ def main() -> None:
     print(f"{'gazetteer alone (ceiling)':<26} {gazetteer:>11.0f} {1:>6.2f}")
     print(f"{'hypernymize, first pass':<26} {cold:>11.0f} {cold / gazetteer:>6.2f}")
     print(f"{'hypernymize, warm':<26} {full:>11.0f} {full / gazetteer:>6.2f}")
+    if args.spacy_model:
+        from hypernymize.spacy_tagger import load_spacy_tagger
+
+        tagger = load_spacy_tagger(args.spacy_model)
+
+        def tagged(batch):
+            for caption, tags in zip(batch, tagger.tag_many(batch)):
+                hypernymizer.rewrite(caption, tags)
+
+        batches = [captions[i:i + 256] for i in range(0, len(captions), 256)]
+        spacy_rate = best_rate(tagged, batches, 1) * len(captions) / len(batches)
+        print(f"{'+ spaCy ' + os.path.basename(args.spacy_model):<26} {spacy_rate:>11.0f} {spacy_rate / gazetteer:>6.2f}")
     tally = Counter(r.reason or "rewritten" for r in results)
     print("outcomes: " + ", ".join(f"{k} {v}" for k, v in tally.most_common()))
     print(f"target: >= {TARGET} captions/s per core on the first pass, with cold word caches "

@@ -17,9 +17,10 @@ DOWNLOAD = "download"
 IMAGE = "image"
 CLIP = "clip"
 HYPERNYMIZE = "hypernymize"
+CONCEPTS = "concepts"
 CLIP_TOP = "clip_top"
 IMAGE_DEDUP = "image_dedup"
-STAGES = (SOURCE, TEXT, URL_DEDUP, DOWNLOAD, IMAGE, CLIP, HYPERNYMIZE, CLIP_TOP, IMAGE_DEDUP)
+STAGES = (SOURCE, TEXT, URL_DEDUP, DOWNLOAD, IMAGE, CLIP, HYPERNYMIZE, CONCEPTS, CLIP_TOP, IMAGE_DEDUP)
 
 KEY_HEX_CHARS = 20  # 80 bits: collisions stay unlikely up to ~10^11 records
 

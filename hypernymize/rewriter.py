@@ -20,6 +20,9 @@ The rules, in order, on the caption's tokens:
 6. coordinated entities with one hypernym merge into its plural ("actor and actor" -> "actors");
 7. articles agree with the next word ("a aircraft" -> "an aircraft").
 A caption with an unresolved proper noun, or too few words left, is rejected with the reason.
+With a spaCy tagger (``spacy_tagger``), its dates and amounts are dropped too, its named entities
+join the capitalisation runs, and its label is the hypernym of last resort (PERSON -> person,
+GPE -> place, ORG -> organization; source "spacy").
 ``mode="person-mask"`` (CC12M) only replaces people's names with ``<PERSON>``.
 """
 
@@ -30,6 +33,8 @@ from dataclasses import dataclass, field
 
 from hypernymize.gazetteer import Gazetteer, Token, tokenize
 from hypernymize.knowledge import PERSON, PLACE, THING, Hypernym, KnowledgeSource
+from hypernymize.spacy_tagger import DROPPED_LABELS, SpacyTagger, TaggedSpan
+from hypernymize.spacy_tagger import HYPERNYMS as TAGGED_HYPERNYMS
 from hypernymize.vocabulary import (
     DATE,
     DATE_PREPOSITIONS,
@@ -53,6 +58,7 @@ CONNECTORS = {"&", "of", "de", "da", "van", "von", "del", "la", "le"}
 TOO_FEW_WORDS = "too_few_words"
 UNRESOLVED = "unresolved_proper_noun"
 PERSON_MASK = "<PERSON>"
+SPACY = "spacy"  # the source of what the optional spaCy tagger found
 SITES = frozenset(PLACE_HEADS.values())  # named buildings and sites: "at the venue" says where a photo is
 
 
@@ -92,10 +98,11 @@ class _Slot:
 
 class Hypernymizer:
     """``rewrite(caption)``; ``sources`` in priority order; ``gazetteer``: name -> the source that
-    knows it (``gazetteer.merged``), over the sources held in memory."""
+    knows it (``gazetteer.merged``), over the sources held in memory; ``tagger``: optional spaCy NER."""
 
     def __init__(self, sources: list[KnowledgeSource], gazetteer: Gazetteer, *, mode: str = "hypernym",
-                 style: str = "plain", min_words: int = 3, reject_unresolved: bool = True):
+                 style: str = "plain", min_words: int = 3, reject_unresolved: bool = True,
+                 tagger: SpacyTagger | None = None):
         if mode not in ("hypernym", "person-mask"):
             raise ValueError(f"unknown hypernymization mode {mode!r}")
         if style not in ("plain", "cc3m"):
@@ -104,6 +111,7 @@ class Hypernymizer:
         self.gazetteer = gazetteer
         self.mode, self.style = mode, style
         self.min_words, self.reject_unresolved = min_words, reject_unresolved
+        self.tagger = tagger
         load_tables()
         self.given_names, self.surnames = given_names(), surnames()
         listed = {id(source) for source in gazetteer.entries.values()}
@@ -170,15 +178,20 @@ class Hypernymizer:
         return found
 
     # -- the rewrite -------------------------------------------------------------------------
-    def rewrite(self, caption: str) -> Rewrite:
+    def rewrite(self, caption: str, tags: list[TaggedSpan] | None = None) -> Rewrite:
+        """``tags``: the spaCy tagger's spans, when the caller tagged a batch; else it tags here."""
+        if tags is None and self.tagger is not None:
+            tags = self.tagger.tag(caption)
         slots = [_Slot(token) for token in tokenize(caption)]
         entities: list[Entity] = []
         unresolved: list[str] = []
         if self.mode == "hypernym":
             self._drop_dates(caption, slots, entities)
             self._drop_titles(caption, slots, entities)
-        for first, last in self._runs(slots):
-            self._handle_run(caption, slots, first, last, entities, unresolved)
+            self._drop_tagged_amounts(slots, tags or (), entities)
+        runs, labels = self._with_tags(slots, self._runs(slots), tags or ())
+        for first, last in runs:
+            self._handle_run(caption, slots, first, last, entities, unresolved, labels.get((first, last)))
         if self.mode == "hypernym":
             self._drop_person_nouns(slots)
             self._drop_numbers(slots)
@@ -214,18 +227,50 @@ class Hypernymizer:
             if self._drop_span(slots, match.start(), match.end(), {"of", "in", "from", "at", "on"}):
                 entities.append(Entity(match.start(), match.end(), match.group(), "title", None, "pattern"))
 
-    def _handle_run(self, caption, slots, first, last, entities, unresolved) -> None:
+    def _drop_tagged_amounts(self, slots, tags, entities) -> None:
+        """Dates, times and amounts the tagger found ("last summer", "five kilometres")."""
+        for tag in tags:
+            if tag.label in DROPPED_LABELS:
+                with_preposition = DATE_PREPOSITIONS if tag.label in ("DATE", "TIME") else set()
+                if self._drop_span(slots, tag.start, tag.end, with_preposition):
+                    entities.append(Entity(tag.start, tag.end, tag.text, tag.label.lower(), None, SPACY))
+
+    @staticmethod
+    def _with_tags(slots, runs, tags) -> tuple[list[tuple[int, int]], dict[tuple[int, int], str]]:
+        """The capitalisation runs with the tagger's named entities: a tagged span that covers runs
+        replaces them ("Harrison Ford" at a sentence's start), one over no run is added, and a run
+        the tagger found exactly gets its label."""
+        labels: dict[tuple[int, int], str] = {}
+        for tag in tags:
+            if tag.label not in TAGGED_HYPERNYMS:
+                continue
+            inside = [i for i, s in enumerate(slots) if s.token.start >= tag.start and s.token.end <= tag.end]
+            if not inside or any(slots[i].drop for i in inside):
+                continue
+            span = (inside[0], inside[-1] + 1)
+            overlapping = [run for run in runs if run[0] < span[1] and span[0] < run[1]]
+            if all(span[0] <= run[0] and run[1] <= span[1] for run in overlapping):
+                runs = [run for run in runs if run not in overlapping] + [span]
+                labels[span] = tag.label
+        return sorted(runs), labels
+
+    def _handle_run(self, caption, slots, first, last, entities, unresolved, label: str | None = None) -> None:
         words = [s.token.text for s in slots[first:last]]
         start, end = slots[first].token.start, slots[last - 1].token.end
         following = slots[last].token.text if last < len(slots) else ""
+        tagged = TAGGED_HYPERNYMS.get(label) if label else None
         if self.mode == "person-mask":
             found = self._resolve(words)
+            if found is None and label == "PERSON":
+                found = Hypernym("person", PERSON, SPACY)
             if found is not None and found.type == PERSON:
                 entity = Entity(start, end, caption[start:end], PERSON, PERSON_MASK, found.source)
                 entities.append(entity)
                 self._replace(slots, first, last, PERSON_MASK, entity)
             return
         found = self._resolve(words)
+        if found is None and label == "PERSON":
+            found = Hypernym("person", PERSON, SPACY)
         noun, verb = (noun_and_verb(following) if following[:1].islower() and following.isalpha()
                       and following not in FUNCTION_WORDS else (False, False))
         if noun and following not in DETERMINERS and (not verb or found is None):
@@ -239,6 +284,12 @@ class Hypernymizer:
             if is_common_word(head):  # "Pilgrimage Music & Cultural Festival" -> festival
                 kind = PLACE if head in PLACE_HEADS else THING
                 found = Hypernym(PLACE_HEADS.get(head, head), kind, "pattern")
+        if found is None and tagged is not None:
+            found = Hypernym(tagged[0], tagged[1], SPACY)
+        if found is None and label in TAGGED_HYPERNYMS and tagged is None:  # NORP: "the French"
+            self._drop_span(slots, start, end, set())
+            entities.append(Entity(start, end, caption[start:end], label.lower(), None, SPACY))
+            return
         if found is None:
             found = self._place_by_context(slots, last)
         if found is None:

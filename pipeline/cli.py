@@ -24,13 +24,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from crawl.lists import ListFormatError
     from filters.langid import LangIdError
     from filters.lexicons import LexiconError
+    from hypernymize.spacy_tagger import SpacyModelError
     from hypernymize.wikidata_kb import KbError
     from pipeline.inputs import InputError
     from pipeline.run import OutputFolderError
     from pipeline.shard_builder import StaleShardError
 
     return (ConfigError, InputError, ListFormatError, OutputFolderError, StaleShardError, LangIdError,
-            LexiconError, KbError, OSError)
+            LexiconError, KbError, SpacyModelError, OSError)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -95,12 +96,16 @@ def parser() -> argparse.ArgumentParser:
     hyp.add_argument("--style", choices=["plain", "cc3m"], default="plain")
     hyp.add_argument("--min-population", type=int, default=15000, metavar="N",
                      help="GeoNames cities from this many people (default 15000)")
+    hyp.add_argument("--spacy-model", default="auto", metavar="NAME|DIR",
+                     help="spaCy NER to help find entities: auto (en_core_web_sm when installed; the "
+                          "default), off, a model name or a folder nlp.to_disk wrote")
     return top
 
 
 def run_hypernymize(args) -> int:
     """``altcap hypernymize``: caption, rewritten, entities, rejected, reason per line."""
     import dataclasses
+    import itertools
     import json
 
     from hypernymize.loading import load_hypernymizer
@@ -110,13 +115,16 @@ def run_hypernymize(args) -> int:
     except OSError as err:
         raise ConfigError(f"cannot read {args.file}: {err.strerror}") from None
     hypernymizer = load_hypernymizer(kb=args.kb, min_population=args.min_population, mode=args.mode,
-                                     style=args.style)
+                                     style=args.style, spacy_model=args.spacy_model)
+    tagger = hypernymizer.tagger
     with source:
-        for line in source:
-            result = hypernymizer.rewrite(line.rstrip("\r\n"))
-            print(json.dumps({"caption": result.caption, "rewritten": result.rewritten,
-                              "entities": [dataclasses.asdict(e) for e in result.entities],
-                              "rejected": result.rejected, "reason": result.reason}, ensure_ascii=False))
+        lines = (line.rstrip("\r\n") for line in source)
+        while chunk := list(itertools.islice(lines, 256)):  # the tagger runs a batch at a time
+            for caption, tags in zip(chunk, tagger.tag_many(chunk) if tagger else [None] * len(chunk)):
+                result = hypernymizer.rewrite(caption, tags)
+                print(json.dumps({"caption": result.caption, "rewritten": result.rewritten,
+                                  "entities": [dataclasses.asdict(e) for e in result.entities],
+                                  "rejected": result.rejected, "reason": result.reason}, ensure_ascii=False))
     return 0
 
 

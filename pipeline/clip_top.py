@@ -12,7 +12,6 @@ the ones this pass and image dedup already dropped, so a resumed run finds the s
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import apache_beam as beam
 import numpy as np
@@ -28,6 +27,7 @@ from filters.clip_rules import (
 )
 from filters.record import CLIP_TOP, reject
 from pipeline import fileio
+from pipeline.combiners import SumCounts
 from pipeline.funnel import counter_name
 from pipeline.metrics import count
 from pipeline.schema import reject_row
@@ -59,26 +59,6 @@ def shard_scores(out_dir: str, shard_id: int) -> np.ndarray:
     return np.asarray([s for s in found if s is not None], np.float32)
 
 
-class BinCounts(beam.CombineFn):
-    """Sums per-shard score histograms."""
-
-    def create_accumulator(self):
-        return Counter()
-
-    def add_input(self, accumulator, scores):
-        accumulator.update(bin_counts(scores))
-        return accumulator
-
-    def merge_accumulators(self, accumulators):
-        merged = Counter()
-        for accumulator in accumulators:
-            merged.update(accumulator)
-        return merged
-
-    def extract_output(self, accumulator):
-        return dict(accumulator)
-
-
 class TopFractionCut(beam.PTransform):
     """(shard id, samples) -> (shard id, samples left) after dropping all but the top ``fraction``."""
 
@@ -91,7 +71,8 @@ class TopFractionCut(beam.PTransform):
         out_dir, fraction = self.out_dir, self.fraction
         scores = shard_samples | "ShardScores" >> beam.Map(lambda item: shard_scores(out_dir, item[0]))
         where = (scores
-                 | "ScoreHistogram" >> beam.CombineGlobally(BinCounts())
+                 | "ScoreBins" >> beam.Map(bin_counts)
+                 | "ScoreHistogram" >> beam.CombineGlobally(SumCounts())
                  | "LocateCut" >> beam.Map(locate_top_cut, fraction))
 
         def in_cut_bin(shard_scores_, where):

@@ -186,6 +186,12 @@ class HypernymizeConfig:
     min_words: int = 3  # fewer words left: rejected (too_few_words)
     reject_unresolved: bool = True  # an unknown proper noun left: rejected (unresolved_proper_noun)
     min_population: int = 15000  # GeoNames cities from this many people
+    # spaCy NER that helps find entities (hypernymize/spacy_tagger.py): auto (en_core_web_sm when
+    # installed), off, a model name or a folder that nlp.to_disk wrote
+    spacy_model: str = "auto"
+    # The concept-frequency cut over the whole run: a caption whose rewrite mentions a hypernym
+    # fewer times than this in the run is rejected (rare_concept). 0: off; CC kept > 100: 101.
+    min_concept_mentions: int = 0
 
 
 @dataclass
@@ -302,6 +308,10 @@ def _check(config: Config) -> None:
             raise ConfigError("clip.top_fraction needs clip.enabled=true")
     if config.hypernymize.min_words < 1:
         raise ConfigError("hypernymize.min_words must be >= 1")
+    if config.hypernymize.min_concept_mentions < 0:
+        raise ConfigError("hypernymize.min_concept_mentions must be >= 0 (0: no concept cut)")
+    if config.hypernymize.min_concept_mentions and not config.hypernymize.enabled:
+        raise ConfigError("hypernymize.min_concept_mentions needs hypernymize.enabled=true")
     if config.clip.grounding and not config.clip.enabled:
         raise ConfigError("clip.grounding needs clip.enabled=true")
     if config.clip.grounding_top_k <= 0 or config.clip.grounding_vocabulary_size <= 0:

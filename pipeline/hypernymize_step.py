@@ -16,7 +16,8 @@ class HypernymizeStep:
         self.hypernymizer = load_hypernymizer(kb=settings.kb, min_population=settings.min_population,
                                               mode=settings.mode, style=settings.style,
                                               min_words=settings.min_words,
-                                              reject_unresolved=settings.reject_unresolved)
+                                              reject_unresolved=settings.reject_unresolved,
+                                              spacy_model=settings.spacy_model)
 
     def __call__(self, outcome: dict) -> dict:
         if is_rejected(outcome):

@@ -87,6 +87,14 @@ def clip_summary(clip: dict) -> str:
     return f"CLIP {clip['model']} ({clip['weights']}), {clip['precision']} on {clip['device']}: {cut}"
 
 
+def concepts_line(concepts: dict) -> str:
+    """One line on the concept-frequency cut."""
+    common = ", ".join(f"{concept} {n}" for concept, n in concepts["most_mentioned"].items())
+    return (f"Concepts: {concepts['concepts_kept']} of {concepts['concepts']} hypernyms have at least "
+            f"{concepts['min_mentions']} of the run's {concepts['mentions']} mentions; captions with a rarer one "
+            f"were dropped. Most mentioned: {common or 'none'}")
+
+
 def render(stats: dict, *, thumbnails, sizes: Counter, examples) -> str:
     funnel = stats["funnel"]
     widest = max((entry["in"] for entry in funnel), default=1) or 1
@@ -111,6 +119,8 @@ def render(stats: dict, *, thumbnails, sizes: Counter, examples) -> str:
         for (stage, reason), bucket in sorted(examples.items()) for row in bucket)
     check = "ok" if stats["check"]["ok"] else "FAILED: " + "; ".join(stats["check"]["problems"])
     clip = f"<p class=small>{_esc(clip_summary(stats['clip']))}</p>" if stats.get("clip") else ""
+    if stats.get("concepts"):
+        clip += f"<p class=small>{_esc(concepts_line(stats['concepts']))}</p>"
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>altcap run report</title>
 <style>

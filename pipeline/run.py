@@ -25,6 +25,7 @@ from filters.langid import model_path
 from pipeline import fileio
 from pipeline.clip_step import clip_spec
 from pipeline.clip_top import CUT_FILE, TopFractionCut, top_cut_summary
+from pipeline.concept_cut import CONCEPTS_FILE, ConceptFrequencyCut, concepts_summary
 from pipeline.config import Config
 from pipeline.funnel import AccountingError, check_funnel, funnel_from_counters
 from pipeline.inputs import expand_inputs, preflight
@@ -78,7 +79,8 @@ def prepare_output(out_dir: str, items, config: Config, *, overwrite: bool) -> N
         fileio.delete(fileio.match(fileio.join(out_dir, "shards", "*")) +
                       fileio.match(fileio.join(out_dir, "rejects", "*.parquet")) +
                       fileio.match(fileio.join(out_dir, "stats.json")) +
-                      fileio.match(fileio.join(out_dir, CUT_FILE)))
+                      fileio.match(fileio.join(out_dir, CUT_FILE)) +
+                      fileio.match(fileio.join(out_dir, CONCEPTS_FILE)))
     # Stages before the shards are recomputed on every run; their rejects are written afresh.
     fileio.delete(fileio.match(fileio.join(out_dir, "rejects", "pre", "*")))
     fileio.delete(fileio.match(fileio.join(out_dir, "shards", "*.tmp-*")) +
@@ -118,6 +120,9 @@ def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,
     shards = (candidates
               | "AssignShards" >> AssignShards(config.shards.samples_per_shard)
               | "BuildShards" >> beam.ParDo(BuildShards(config_dict, out_dir)))
+    if config.hypernymize.enabled and config.hypernymize.min_concept_mentions:
+        shards = shards | "ConceptFrequency" >> ConceptFrequencyCut(config.hypernymize.min_concept_mentions,
+                                                                    out_dir)
     if config.clip.enabled and config.clip.top_fraction is not None:
         shards = shards | "ClipTopFraction" >> TopFractionCut(config.clip.top_fraction, out_dir)
     if config.dedup.image:
@@ -183,6 +188,10 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
         from hypernymize.wikidata_kb import WikidataKb
 
         WikidataKb(config.hypernymize.kb)  # an unusable KB fails here, not in every worker
+    if config.hypernymize.enabled and config.hypernymize.spacy_model not in ("auto", "off"):
+        from hypernymize.spacy_tagger import load_spacy_tagger
+
+        load_spacy_tagger(config.hypernymize.spacy_model)  # so does a model that will not load
     prepare_output(out_dir, items, config, overwrite=overwrite)
     log.info("%d input item(s); output in %s", len(items), out_dir)
 
@@ -209,6 +218,7 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
         "funnel": funnel,
         "check": {"ok": not problems, "problems": problems},
         "clip": clip_info(out_dir) if config.clip.enabled else None,
+        "concepts": concepts_summary(out_dir) if config.hypernymize.min_concept_mentions else None,
         "timings": {
             "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(),
             "wall_s": round(time.time() - started, 3),

@@ -44,6 +44,7 @@ def shard_paths(out_dir: str, shard_id: int) -> dict:
         "parquet": fileio.join(shards, f"{name}.parquet"),
         "stats": fileio.join(shards, f"{name}_stats.json"),
         "rejects": fileio.join(out_dir, "rejects", f"shard-{name}.parquet"),
+        "concept_rejects": fileio.join(out_dir, "rejects", f"concept-{name}.parquet"),
         "top_rejects": fileio.join(out_dir, "rejects", f"top-{name}.parquet"),
         "dedup_rejects": fileio.join(out_dir, "rejects", f"dedup-{name}.parquet"),
         "embeddings": fileio.join(out_dir, "embeddings", f"{name}.parquet"),
