@@ -87,7 +87,8 @@ def main() -> None:
 
         batches = [captions[i:i + 256] for i in range(0, len(captions), 256)]
         spacy_rate = best_rate(tagged, batches, 1) * len(captions) / len(batches)
-        print(f"{'+ spaCy ' + os.path.basename(args.spacy_model):<26} {spacy_rate:>11.0f} {spacy_rate / gazetteer:>6.2f}")
+        label = "+ spaCy " + os.path.basename(args.spacy_model)
+        print(f"{label:<26} {spacy_rate:>11.0f} {spacy_rate / gazetteer:>6.2f}")
     tally = Counter(r.reason or "rewritten" for r in results)
     print("outcomes: " + ", ".join(f"{k} {v}" for k, v in tally.most_common()))
     print(f"target: >= {TARGET} captions/s per core on the first pass, with cold word caches "

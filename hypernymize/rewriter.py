@@ -55,6 +55,7 @@ from hypernymize.vocabulary import (
 
 QUOTED = re.compile(r"(?<!\w)['\"‘“]([A-Z][^'\"’”]{0,80})['\"’”](?!\w)")
 CONNECTORS = {"&", "of", "de", "da", "van", "von", "del", "la", "le"}
+TITLE_CONNECTORS = {"Of", "For", "And", "The", "In", "On", "At", "To", "With", "OF", "AND", "THE"}  # "Rock Of Ages"
 TOO_FEW_WORDS = "too_few_words"
 UNRESOLVED = "unresolved_proper_noun"
 PERSON_MASK = "<PERSON>"
@@ -131,6 +132,8 @@ class Hypernymizer:
         if slots[i].drop or not word[:1].isupper():
             return False
         sentence_start = i == 0 or slots[i - 1].token.text in ".!?:;\"'“‘(-–"
+        if word.lower() in FUNCTION_WORDS and not sentence_start:
+            return False  # title case's "For", "The", "AND" (inside a known name the gazetteer says so)
         if sentence_start and is_common_word(word):
             followed = i + 1 < len(slots) and slots[i + 1].token.text[:1].isupper()
             if not (word in self.given_names and followed) and not self._name_at(slots, i):
@@ -147,6 +150,10 @@ class Hypernymizer:
 
     def _runs(self, slots: list[_Slot]) -> list[tuple[int, int]]:
         proper = [self._proper(slots, i) for i in range(len(slots))]
+        for match in self.gazetteer.find([slot.token for slot in slots]):  # "Hoi An", "Trinidad and Tobago"
+            if match.last - match.first > 1 and proper[match.first] and not any(
+                    slot.drop for slot in slots[match.first:match.last]):
+                proper[match.first:match.last] = [True] * (match.last - match.first)
         runs, i = [], 0
         while i < len(slots):
             if not proper[i]:
@@ -156,7 +163,8 @@ class Hypernymizer:
             while j < len(slots):
                 if proper[j]:
                     j += 1
-                elif slots[j].token.text in CONNECTORS and j + 1 < len(slots) and proper[j + 1]:
+                elif (slots[j].token.text in CONNECTORS or slots[j].token.text in TITLE_CONNECTORS) \
+                        and j + 1 < len(slots) and proper[j + 1]:
                     j += 2
                 else:
                     break
@@ -171,8 +179,12 @@ class Hypernymizer:
             and all(w[:1].isupper() and (w in self.surnames or not is_common_word(w)) for w in words[1:])
 
     def _resolve(self, words: list[str]) -> Hypernym | None:
-        """The run's hypernym from a source, or from the person pattern (source "pattern")."""
-        found = self._lookup(" ".join(words))
+        """The run's hypernym from a source (a name in capitals also as written in title case:
+        GERMANY), or from the person pattern (source "pattern")."""
+        name = " ".join(words)
+        found = self._lookup(name)
+        if found is None and name.isupper() and len(name) > 3:
+            found = self._lookup(name.title())
         if found is None and self._person(words):
             found = Hypernym("person", PERSON, "pattern")
         return found
@@ -279,6 +291,8 @@ class Hypernymizer:
             entities.append(Entity(start, end, caption[start:end], found.type if found else THING, None,
                                    found.source if found else "pattern"))
             return
+        if found is None and len(words) == 1 and is_common_word(words[0]) and label is None:
+            return  # a common word in title case ("Vintage Posters"), not a name
         if found is None and len(words) > 1:
             head = words[-1].lower()
             if is_common_word(head):  # "Pilgrimage Music & Cultural Festival" -> festival

@@ -184,6 +184,10 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
         check_clip_spec(clip_spec(config.clip))  # a wrong name fails here, not in every worker
         if config.clip.grounding:
             label_vocabulary(config.clip.grounding_vocabulary, config.clip.grounding_vocabulary_size)
+    if config.hypernymize.enabled:
+        from hypernymize.wordnet_source import instance_table
+
+        instance_table()  # compiled once here (~10 s the first time), not by every local worker at once
     if config.hypernymize.enabled and config.hypernymize.kb:
         from hypernymize.wikidata_kb import WikidataKb
 

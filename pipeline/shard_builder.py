@@ -177,7 +177,7 @@ class StaleShardError(RuntimeError):
 
 def build_shard(shard_id: int, records: list[dict], *, out_dir: str, make_sample: Callable,
                 pool: ThreadPoolExecutor, window: int, clip_step: ClipStep | None = None,
-                hypernymize_step: Callable[[dict], dict] | None = None) -> dict:
+                hypernymize_step: Callable[[Iterable[dict]], Iterable[dict]] | None = None) -> dict:
     """Write shard ``shard_id`` (or reuse it when already complete) and return its stats."""
     paths = shard_paths(out_dir, shard_id)
     digest = keys_digest(records)
@@ -198,7 +198,7 @@ def build_shard(shard_id: int, records: list[dict], *, out_dir: str, make_sample
     try:
         made = scored(ordered_map(pool, make_sample, records, window), clip_step)
         if hypernymize_step:
-            made = map(hypernymize_step, made)
+            made = hypernymize_step(made)
         for done, outcome in enumerate(made, 1):
             writer.add(outcome)
             if is_rejected(outcome):

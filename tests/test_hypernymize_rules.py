@@ -102,6 +102,17 @@ def test_a_given_name_and_a_surname_that_is_a_word_make_a_person(hypernymizer):
     assert rewritten(hypernymizer, "ducks swim in a pond at Victoria Park") == "ducks swim in a pond at the park"
 
 
+def test_title_case_words_and_capitals_are_not_names_unless_known(hypernymizer):
+    for caption in ("a box of Chocolates on a table", "I love apples AND coffee in the morning"):
+        result = hypernymizer.rewrite(caption)
+        assert (result.rewritten, result.rejected, result.entities) == (caption, False, [])
+    shouted = hypernymizer.rewrite("a stamp printed in GERMANY shows a bird")
+    assert shouted.rewritten == "a stamp printed shows a bird" and shouted.entities[0].hypernym == "country"
+    # names with function words inside, as the gazetteer knows them
+    assert rewritten(hypernymizer, "a street market in Hoi An, Vietnam") == "a street market"
+    assert rewritten(hypernymizer, "boats on the river in Trinidad and Tobago at dusk") == "boats on the river at dusk"
+
+
 def test_quoted_titles_are_dropped(hypernymizer):
     assert rewritten(hypernymizer, "the premiere of 'Hollywood Homicide' in a cinema") == "the premiere in a cinema"
 

@@ -198,3 +198,21 @@ def test_the_cli_and_the_pipeline_take_a_spacy_model(model_dir, tmp_path, capsys
     assert main(["run", "--input", str(listing), "--output", str(tmp_path / "out"), "--set", "hypernymize.enabled=true",
                  "--set", f"hypernymize.spacy_model={tmp_path / 'nowhere'}"]) == 2
     assert "spaCy pipeline folder" in capsys.readouterr().err
+
+
+def test_the_pipeline_stage_tags_in_batches_with_the_model(model_dir, tmp_path):
+    from crawl.serve import LocalServer, Route
+
+    from pipeline_helpers import PERMISSIVE, jpeg, run_local, shard_rows
+
+    captions = {"Fans of Real Madrid celebrate in the street.": "Fans of organization celebrate in the street.",
+                "Staff of Boeing inspect a plane last year.": "Staff of organization inspect a plane.",
+                "A cat sleeps on a sofa.": "A cat sleeps on a sofa."}
+    routes = {f"/{i}.jpg": Route(jpeg(500 + i, 450)) for i in range(len(captions))}
+    with LocalServer(routes) as server:
+        listing = tmp_path / "l.tsv"
+        listing.write_text("".join(f"{c}\t{server.url(f'/{i}.jpg')}\n" for i, c in enumerate(captions)))
+        stats = run_local([listing], tmp_path / "out", *PERMISSIVE, "hypernymize.enabled=true",
+                          f"hypernymize.spacy_model={model_dir}")
+    assert {r["caption"]: r["caption_hypernymized"] for r in shard_rows(tmp_path / "out")} == captions
+    assert stats["check"]["ok"]
