@@ -15,7 +15,6 @@ import json
 
 import apache_beam as beam
 import numpy as np
-import pyarrow.parquet as pq
 
 from filters.clip_rules import (
     TOP_REASON,
@@ -32,16 +31,9 @@ from pipeline.funnel import counter_name
 from pipeline.metrics import count
 from pipeline.schema import reject_row
 from pipeline.shard_builder import load_stats, shard_paths
-from pipeline.shard_rewrite import drop_from_shard
+from pipeline.shard_rewrite import column_if_any, drop_from_shard
 
 CUT_FILE = "clip_top.json"
-
-
-def _scores(path: str) -> list:
-    if not fileio.exists(path):
-        return []
-    with fileio.open_read(path) as stream:
-        return pq.read_table(stream, columns=["clip_score"]).column("clip_score").to_pylist()
 
 
 def shard_filtering(out_dir: str, shard_id: int) -> bool:
@@ -51,11 +43,12 @@ def shard_filtering(out_dir: str, shard_id: int) -> bool:
 
 
 def shard_scores(out_dir: str, shard_id: int) -> np.ndarray:
-    """Scores of every sample of the shard that the ``clip`` stage passed (float32)."""
+    """Scores of every sample of the shard that reached this pass (float32): the concept cut runs
+    before it, so its rejects are not among them."""
     if not shard_filtering(out_dir, shard_id):
         return np.zeros(0, np.float32)
     paths = shard_paths(out_dir, shard_id)
-    found = [s for key in ("parquet", "top_rejects", "dedup_rejects") for s in _scores(paths[key])]
+    found = [s for key in ("parquet", "top_rejects", "dedup_rejects") for s in column_if_any(paths[key], "clip_score")]
     return np.asarray([s for s in found if s is not None], np.float32)
 
 

@@ -14,7 +14,6 @@ import json
 from collections import Counter
 
 import apache_beam as beam
-import pyarrow.parquet as pq
 
 from filters.record import CONCEPTS, reject
 from hypernymize.concepts import RARE_REASON, check_concepts, concept_counts
@@ -24,23 +23,16 @@ from pipeline.funnel import counter_name
 from pipeline.metrics import count
 from pipeline.schema import reject_row
 from pipeline.shard_builder import shard_paths
-from pipeline.shard_rewrite import drop_from_shard
+from pipeline.shard_rewrite import column_if_any, drop_from_shard
 
 CONCEPTS_FILE = "concepts.json"
-
-
-def _entities(path: str) -> list:
-    if not fileio.exists(path):
-        return []
-    with fileio.open_read(path) as stream:
-        return pq.read_table(stream, columns=["entities"]).column("entities").to_pylist()
 
 
 def shard_mentions(out_dir: str, shard_id: int) -> Counter:
     """Concept mentions of every sample of the shard that hypernymization kept."""
     paths = shard_paths(out_dir, shard_id)
     return concept_counts(entities for key in ("parquet", "concept_rejects", "top_rejects", "dedup_rejects")
-                          for entities in _entities(paths[key]))
+                          for entities in column_if_any(paths[key], "entities"))
 
 
 class ConceptFrequencyCut(beam.PTransform):

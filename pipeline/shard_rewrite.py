@@ -30,6 +30,14 @@ def rows_if_any(path: str) -> list[dict]:
     return read_rows(path) if fileio.exists(path) else []
 
 
+def column_if_any(path: str, column: str) -> list:
+    """One column of a shard's parquet or reject file; empty when the file is not there."""
+    if not fileio.exists(path):
+        return []
+    with fileio.open_read(path) as stream:
+        return pq.read_table(stream, columns=[column]).column(column).to_pylist()
+
+
 def _rewrite_tar(path: str, drop: set[str]) -> None:
     with fileio.open_read(path) as source, fileio.atomic_write(path) as target:
         with tarfile.open(fileobj=source, mode="r|") as reader, \
