@@ -24,14 +24,11 @@ from filters.clip_rules import (
     locate_top_cut,
     score_bins,
 )
-from filters.record import CLIP_TOP, reject
+from filters.record import CLIP_TOP
 from pipeline import fileio
 from pipeline.combiners import SumCounts
-from pipeline.funnel import counter_name
-from pipeline.metrics import count
-from pipeline.schema import reject_row
 from pipeline.shard_builder import load_stats, shard_paths
-from pipeline.shard_rewrite import column_if_any, drop_from_shard
+from pipeline.shard_rewrite import column_if_any, cut_shard
 
 CUT_FILE = "clip_top.json"
 
@@ -85,23 +82,11 @@ class TopFractionCut(beam.PTransform):
 
         def visit(item, cut):
             shard_id, written = item
-            dropped = 0
+            check = None
             if cut is not None and shard_filtering(out_dir, shard_id):
-                def judge(samples):
-                    rows = []
-                    for sample in samples:
-                        failure = check_top_fraction(sample["clip_score"], cut, fraction)
-                        if failure:
-                            rows.append(reject_row(reject(dict(sample, image_url=sample["url"]),
-                                                          CLIP_TOP, *failure)))
-                    return rows
-
-                dropped = drop_from_shard(out_dir, shard_id, shard_paths(out_dir, shard_id)["top_rejects"], judge)
-            count(counter_name(CLIP_TOP, "in"), written)
-            count(counter_name(CLIP_TOP, "passed"), written - dropped)
-            if dropped:
-                count(counter_name(CLIP_TOP, "rejected", TOP_REASON), dropped)
-            return shard_id, written - dropped
+                def check(sample):
+                    return check_top_fraction(sample["clip_score"], cut, fraction)
+            return shard_id, cut_shard(out_dir, shard_id, written, CLIP_TOP, TOP_REASON, "top_rejects", check)
 
         return shard_samples | "CutShards" >> beam.Map(visit, cut=beam.pvalue.AsSingleton(cut))
 

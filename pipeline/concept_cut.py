@@ -15,15 +15,12 @@ from collections import Counter
 
 import apache_beam as beam
 
-from filters.record import CONCEPTS, reject
+from filters.record import CONCEPTS
 from hypernymize.concepts import RARE_REASON, check_concepts, concept_counts
 from pipeline import fileio
 from pipeline.combiners import SumCounts
-from pipeline.funnel import counter_name
-from pipeline.metrics import count
-from pipeline.schema import reject_row
 from pipeline.shard_builder import shard_paths
-from pipeline.shard_rewrite import column_if_any, drop_from_shard
+from pipeline.shard_rewrite import column_if_any, cut_shard
 
 CONCEPTS_FILE = "concepts.json"
 
@@ -62,21 +59,8 @@ class ConceptFrequencyCut(beam.PTransform):
 
         def visit(item, counts):
             shard_id, written = item
-
-            def judge(samples):
-                rows = []
-                for sample in samples:
-                    failure = check_concepts(sample["entities"], counts, min_mentions)
-                    if failure:
-                        rows.append(reject_row(reject(dict(sample, image_url=sample["url"]), CONCEPTS, *failure)))
-                return rows
-
-            dropped = drop_from_shard(out_dir, shard_id, shard_paths(out_dir, shard_id)["concept_rejects"], judge)
-            count(counter_name(CONCEPTS, "in"), written)
-            count(counter_name(CONCEPTS, "passed"), written - dropped)
-            if dropped:
-                count(counter_name(CONCEPTS, "rejected", RARE_REASON), dropped)
-            return shard_id, written - dropped
+            return shard_id, cut_shard(out_dir, shard_id, written, CONCEPTS, RARE_REASON, "concept_rejects",
+                                       lambda sample: check_concepts(sample["entities"], counts, min_mentions))
 
         return shard_samples | "CutRareConcepts" >> beam.Map(visit, counts=beam.pvalue.AsSingleton(counts))
 

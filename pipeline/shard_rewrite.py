@@ -1,5 +1,5 @@
-"""Drop samples from a written shard: the second passes over the shards (the top-fraction CLIP cut,
-exact image dedup) use this.
+"""Drop samples from a written shard: the second passes over the shards (the concept-frequency
+cut, the top-fraction CLIP cut, exact image dedup) use this.
 
 A pass is idempotent, so a killed run that starts again finishes it: the reject rows are written
 first, under a file of the pass's own, and a shard is then rewritten without every key in that
@@ -16,8 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from filters.record import reject
 from pipeline import fileio
-from pipeline.schema import REJECT_SCHEMA, SAMPLE_SCHEMA
+from pipeline.funnel import counter_name
+from pipeline.metrics import count
+from pipeline.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, reject_row
 from pipeline.shard_builder import shard_paths, write_parquet, write_table
 
 
@@ -73,3 +76,22 @@ def drop_from_shard(out_dir: str, shard_id: int, rejects_path: str,
         if not pc.all(keep).as_py():
             write_table(paths["embeddings"], embeddings.filter(keep))
     return len(existing)
+
+
+def cut_shard(out_dir: str, shard_id: int, written: int, stage: str, reason: str, rejects: str,
+              check: Callable[[dict], tuple[str, str] | None] | None) -> int:
+    """A whole-run cut's visit to one shard: drop the samples ``check`` fails (None: none), into
+    the shard's ``rejects`` file (a ``shard_paths`` key), count the stage; returns the samples left."""
+    dropped = 0
+    if check is not None:
+        def judge(samples: list[dict]) -> list[dict]:
+            failures = ((sample, check(sample)) for sample in samples)
+            return [reject_row(reject(dict(sample, image_url=sample["url"]), stage, *failure))
+                    for sample, failure in failures if failure]
+
+        dropped = drop_from_shard(out_dir, shard_id, shard_paths(out_dir, shard_id)[rejects], judge)
+    count(counter_name(stage, "in"), written)
+    count(counter_name(stage, "passed"), written - dropped)
+    if dropped:
+        count(counter_name(stage, "rejected", reason), dropped)
+    return written - dropped
