@@ -22,6 +22,7 @@ from typing import Iterator
 
 WORDNET_VERSION = "wordnet-3.0"
 POS_FILES = {"n": "index.noun", "v": "index.verb", "a": "index.adj", "r": "index.adv"}
+EXCEPTION_FILES = {"n": "noun.exc", "v": "verb.exc", "a": "adj.exc", "r": "adv.exc"}
 PROFANITY_LISTS = ("banned_words", "banned_subwords", "soft_banned_words")
 
 
@@ -78,6 +79,18 @@ def regular_plural(noun: str) -> str:
     return _inflections(noun, "n")[0]
 
 
+@functools.lru_cache(maxsize=4)
+def exception_lines(pos: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """WordNet's irregular forms of a part of speech (n/v/a/r) with their lemmas, in the file's
+    order (children -> child, went -> go); a form may have several lines."""
+    lines = []
+    for line in read_lines(os.path.join(wordnet_dir(), EXCEPTION_FILES[pos])):
+        parts = line.split()
+        if len(parts) >= 2:
+            lines.append((parts[0], tuple(parts[1:])))
+    return tuple(lines)
+
+
 def parts_of_speech() -> dict[str, tuple[str, frozenset]]:
     """word form -> (most frequent part of speech, every part of speech it can be); n/v/a/r."""
     folder = wordnet_dir()
@@ -105,12 +118,9 @@ def parts_of_speech() -> dict[str, tuple[str, frozenset]]:
             add(lemma, pos, weight)
             for form in _inflections(lemma, pos):
                 add(form, pos, weight * 0.5)  # the form is more often the lemma of another word
-        exceptions = os.path.join(folder, {"n": "noun.exc", "v": "verb.exc", "a": "adj.exc",
-                                           "r": "adv.exc"}[pos])
-        for line in read_lines(exceptions):
-            parts = line.split()
-            if len(parts) >= 2 and "_" not in parts[0]:
-                add(parts[0], pos, lemma_weight.get((parts[1], pos), 1.0))
+        for form, lemmas in exception_lines(pos):
+            if "_" not in form:
+                add(form, pos, lemma_weight.get((lemmas[0], pos), 1.0))
     return {form: (max(per_pos, key=per_pos.__getitem__), frozenset(per_pos))
             for form, per_pos in weights.items()}
 
@@ -228,10 +238,9 @@ def noun_lemmas() -> dict[str, str]:
     for lemma, _ in noun_index():
         for form in _inflections(lemma, "n"):
             lemmas.setdefault(form, lemma)
-    for line in read_lines(os.path.join(wordnet_dir(), "noun.exc")):
-        parts = line.split()
-        if len(parts) >= 2 and "_" not in parts[0]:
-            lemmas.setdefault(parts[0], parts[1])
+    for form, lemmas_of_form in exception_lines("n"):
+        if "_" not in form:
+            lemmas.setdefault(form, lemmas_of_form[0])
     for lemma, _ in noun_index():
         lemmas.pop(lemma, None)  # a lemma stays itself ("glass", not "glas")
     return lemmas

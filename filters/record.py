@@ -8,6 +8,7 @@ A record is a plain dict (cheap to pickle and encode). A rejected record is the 
 from __future__ import annotations
 
 import hashlib
+from typing import Iterable, Iterator
 
 # Stage names, in pipeline order. The funnel in stats.json follows this order.
 SOURCE = "source"
@@ -57,6 +58,21 @@ def reject(record: dict, stage: str, reason: str, detail: str = "") -> dict:
 
 def is_rejected(record: dict) -> bool:
     return "reason" in record
+
+
+def sample_batches(outcomes: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    """The outcomes in order, in lists that each hold ``size`` samples not rejected (the last may
+    hold fewer): a batch step sees rejects pass through without counting them."""
+    pending: list[dict] = []
+    samples = 0
+    for outcome in outcomes:
+        pending.append(outcome)
+        samples += not is_rejected(outcome)
+        if samples >= size:
+            yield pending
+            pending, samples = [], 0
+    if pending:
+        yield pending
 
 
 def is_input_error(err: BaseException) -> bool:

@@ -127,7 +127,7 @@ class Hypernymizer:
         return None
 
     # -- detection ---------------------------------------------------------------------------
-    def _proper(self, slots: list[_Slot], i: int) -> bool:
+    def _proper(self, slots: list[_Slot], i: int, known: dict[int, int]) -> bool:
         word = slots[i].token.text
         if slots[i].drop or not word[:1].isupper():
             return False
@@ -136,24 +136,25 @@ class Hypernymizer:
             return False  # title case's "For", "The", "AND" (inside a known name the gazetteer says so)
         if sentence_start and is_common_word(word):
             followed = i + 1 < len(slots) and slots[i + 1].token.text[:1].isupper()
-            if not (word in self.given_names and followed) and not self._name_at(slots, i):
+            if not (word in self.given_names and followed) and not self._name_at(slots, i, known):
                 return False  # "Side view", "Musician Justin", "Will you": a common first word; "New York" is a name
         return not (len(word) == 1 and word in "AI")
 
-    def _name_at(self, slots: list[_Slot], i: int) -> bool:
-        """Whether a known name of several words starts at token ``i``."""
-        words = [slot.token.text for slot in slots[i:i + 4]]  # the gazetteer knows the other sources' names
-        if any(source.lookup(" ".join(words[:n])) for source in self._unlisted for n in range(2, len(words) + 1)):
+    def _name_at(self, slots: list[_Slot], i: int, known: dict[int, int]) -> bool:
+        """Whether a known name of several words starts at token ``i`` (``known``: the gazetteer's
+        names of several words in the caption, first token -> end)."""
+        if i in known:
             return True
-        found = self.gazetteer.find([slot.token for slot in slots[i:i + 8]])
-        return bool(found) and found[0].first == 0 and found[0].last > 1
+        words = [slot.token.text for slot in slots[i:i + 4]]  # the gazetteer knows the other sources' names
+        return any(source.lookup(" ".join(words[:n])) for source in self._unlisted for n in range(2, len(words) + 1))
 
     def _runs(self, slots: list[_Slot]) -> list[tuple[int, int]]:
-        proper = [self._proper(slots, i) for i in range(len(slots))]
-        for match in self.gazetteer.find([slot.token for slot in slots]):  # "Hoi An", "Trinidad and Tobago"
-            if match.last - match.first > 1 and proper[match.first] and not any(
-                    slot.drop for slot in slots[match.first:match.last]):
-                proper[match.first:match.last] = [True] * (match.last - match.first)
+        known = {match.first: match.last for match in self.gazetteer.find([slot.token for slot in slots])
+                 if match.last - match.first > 1}
+        proper = [self._proper(slots, i, known) for i in range(len(slots))]
+        for first, last in known.items():  # "Hoi An", "Trinidad and Tobago"
+            if proper[first] and not any(slot.drop for slot in slots[first:last]):
+                proper[first:last] = [True] * (last - first)
         runs, i = [], 0
         while i < len(slots):
             if not proper[i]:
@@ -271,18 +272,15 @@ class Hypernymizer:
         start, end = slots[first].token.start, slots[last - 1].token.end
         following = slots[last].token.text if last < len(slots) else ""
         tagged = TAGGED_HYPERNYMS.get(label) if label else None
+        found = self._resolve(words)
+        if found is None and label == "PERSON":
+            found = Hypernym("person", PERSON, SPACY)
         if self.mode == "person-mask":
-            found = self._resolve(words)
-            if found is None and label == "PERSON":
-                found = Hypernym("person", PERSON, SPACY)
             if found is not None and found.type == PERSON:
                 entity = Entity(start, end, caption[start:end], PERSON, PERSON_MASK, found.source)
                 entities.append(entity)
                 self._replace(slots, first, last, PERSON_MASK, entity)
             return
-        found = self._resolve(words)
-        if found is None and label == "PERSON":
-            found = Hypernym("person", PERSON, SPACY)
         noun, verb = (noun_and_verb(following) if following[:1].islower() and following.isalpha()
                       and following not in FUNCTION_WORDS else (False, False))
         if noun and following not in DETERMINERS and (not verb or found is None):

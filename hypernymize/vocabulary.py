@@ -7,7 +7,15 @@ import functools
 import os
 import re
 
-from filters.lexicons import noun_index, package_dir, read_lines, regular_plural, synset_entries, wordnet_dir
+from filters.lexicons import (
+    exception_lines,
+    noun_index,
+    package_dir,
+    read_lines,
+    regular_plural,
+    synset_entries,
+    wordnet_dir,
+)
 
 MONTHS = ("January February March April May June July August September October November December "
           "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec").split()
@@ -90,9 +98,7 @@ def _morphology() -> tuple[dict[str, dict[str, tuple[str, ...]]], dict[str, dict
     exceptions: dict[str, dict[str, tuple[str, ...]]] = {}
     lemmas: dict[str, dict[str, None]] = {}
     for pos, name in INDEX_FILES.items():
-        exceptions[pos] = {parts[0]: tuple(parts[1:]) for parts in
-                           (line.split() for line in read_lines(os.path.join(wordnet_dir(), f"{name}.exc")))
-                           if len(parts) >= 2}
+        exceptions[pos] = dict(exception_lines(pos))
         lemmas[pos] = dict.fromkeys(line.split(" ", 1)[0] for line in
                                     read_lines(os.path.join(wordnet_dir(), f"index.{name}"))
                                     if line and not line.startswith(" "))
@@ -160,19 +166,25 @@ def census_names(kind: str) -> dict[str, float]:
     return found
 
 
-def _wordnet_people_words(position: int) -> set[str]:
-    """The first (0) or last (-1) words of WordNet's names of people (lexicographer file 18)."""
-    found = set()
+@functools.lru_cache(maxsize=1)
+def _wordnet_people_words() -> tuple[frozenset[str], frozenset[str]]:
+    """(first words of WordNet's names of people of several words, last words of all of them),
+    from one read of its noun file (lexicographer file 18)."""
+    firsts, lasts = set(), set()
+
+    def name_word(word: str) -> bool:
+        return word[:1].isupper() and word.isalpha() and len(word) > 1 and word.lower() not in FUNCTION_WORDS
+
     for entry in synset_entries("noun"):
         if entry.lexfile != "18" or not entry.instance:
             continue
         for lemma in entry.words:
             parts = lemma.split("_")
-            word = parts[position]
-            if (len(parts) >= 2 or position == -1) and word[:1].isupper() and word.isalpha() and len(word) > 1 \
-                    and word.lower() not in FUNCTION_WORDS:  # "The Venerable Bede"
-                found.add(word)
-    return found
+            if len(parts) >= 2 and name_word(parts[0]):  # not "The Venerable Bede"
+                firsts.add(parts[0])
+            if name_word(parts[-1]):
+                lasts.add(parts[-1])
+    return frozenset(firsts), frozenset(lasts)
 
 
 @functools.lru_cache(maxsize=1)
@@ -180,7 +192,7 @@ def given_names() -> frozenset[str]:
     """First names: the Census's, and the first words of WordNet's multi-word names of people
     (Duncan, Jimmy). One that is also a word (Rose, Will) must be a frequent name."""
     census = census_names("first")
-    found = {name for name in _wordnet_people_words(0) | set(census)
+    found = {name for name in _wordnet_people_words()[0] | set(census)
              if not is_common_word(name) or census.get(name, 0.0) >= COMMON_WORD_GIVEN_NAME}
     return frozenset(found - NOT_GIVEN_NAMES)
 
@@ -190,7 +202,7 @@ def surnames() -> frozenset[str]:
     """Family names that may be words too: the last words of WordNet's names of people (Ford,
     Swift), and the Census's frequent surnames (Stone, Gates)."""
     census = census_names("last")
-    return frozenset(_wordnet_people_words(-1) | {name for name, share in census.items() if share >= SURNAME})
+    return frozenset(_wordnet_people_words()[1] | {name for name, share in census.items() if share >= SURNAME})
 
 
 def load_tables() -> None:

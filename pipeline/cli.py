@@ -201,19 +201,13 @@ def print_summary(stats: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args, beam_args = parser().parse_known_args(argv)
-    if args.command == "text":
+    tools = {"text": run_text, "kb": run_kb, "hypernymize": run_hypernymize}  # no pipeline: no Beam options
+    if args.command in tools:
         setup_logging(False)
         if beam_args:
             parser().error(f"unrecognized arguments: {' '.join(beam_args)}")
         try:
-            return run_text(args)
-        except _user_errors() as err:
-            print(f"altcap: error: {err}", file=sys.stderr)
-            return 2
-    if args.command in ("kb", "hypernymize"):
-        setup_logging(False)
-        try:
-            return run_kb(args) if args.command == "kb" else run_hypernymize(args)
+            return tools[args.command](args)
         except _user_errors() as err:
             print(f"altcap: error: {err}", file=sys.stderr)
             return 2

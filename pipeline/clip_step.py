@@ -15,7 +15,7 @@ from filters.clip_grounding import Grounder, label_vocabulary
 from filters.clip_model import ClipSpec, load_clip
 from filters.clip_rules import check_clip_score, default_min_score
 from filters.clip_score import ClipScorer
-from filters.record import CLIP, is_rejected, reject
+from filters.record import CLIP, is_rejected, reject, sample_batches
 from pipeline.config import ClipConfig
 
 log = logging.getLogger("altcap")
@@ -79,12 +79,5 @@ def scored(outcomes, step: ClipStep | None):
     if step is None:
         yield from outcomes
         return
-    pending, samples = [], 0
-    for outcome in outcomes:
-        pending.append(outcome)
-        samples += not is_rejected(outcome)
-        if samples >= step.batch_size:
-            yield from step(pending)
-            pending, samples = [], 0
-    if pending:
-        yield from step(pending)
+    for batch in sample_batches(outcomes, step.batch_size):
+        yield from step(batch)

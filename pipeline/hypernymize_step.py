@@ -5,10 +5,9 @@ With a spaCy tagger, captions are tagged a batch at a time. Beam-free, like ``cl
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Iterable, Iterator
 
-from filters.record import HYPERNYMIZE, is_rejected, reject
+from filters.record import HYPERNYMIZE, is_rejected, reject, sample_batches
 from hypernymize.loading import load_hypernymizer
 from pipeline.config import HypernymizeConfig
 
@@ -28,10 +27,9 @@ class HypernymizeStep:
     def __call__(self, outcomes: Iterable[dict]) -> Iterator[dict]:
         tagger = self.hypernymizer.tagger
         if tagger is None:
-            yield from (self.rewrite(outcome) for outcome in outcomes)
+            yield from map(self.rewrite, outcomes)
             return
-        outcomes = iter(outcomes)
-        while batch := list(itertools.islice(outcomes, TAG_BATCH)):
+        for batch in sample_batches(outcomes, TAG_BATCH):
             live = [outcome for outcome in batch if not is_rejected(outcome)]
             tags = dict(zip(map(id, live), tagger.tag_many([outcome.get("caption") or "" for outcome in live])))
             yield from (self.rewrite(outcome, tags.get(id(outcome))) for outcome in batch)

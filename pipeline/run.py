@@ -185,17 +185,15 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
         if config.clip.grounding:
             label_vocabulary(config.clip.grounding_vocabulary, config.clip.grounding_vocabulary_size)
     if config.hypernymize.enabled:
+        from hypernymize.spacy_tagger import load_spacy_tagger
+        from hypernymize.wikidata_kb import WikidataKb
         from hypernymize.wordnet_source import instance_table
 
         instance_table()  # compiled once here (~10 s the first time), not by every local worker at once
-    if config.hypernymize.enabled and config.hypernymize.kb:
-        from hypernymize.wikidata_kb import WikidataKb
-
-        WikidataKb(config.hypernymize.kb)  # an unusable KB fails here, not in every worker
-    if config.hypernymize.enabled and config.hypernymize.spacy_model not in ("auto", "off"):
-        from hypernymize.spacy_tagger import load_spacy_tagger
-
-        load_spacy_tagger(config.hypernymize.spacy_model)  # so does a model that will not load
+        if config.hypernymize.kb:
+            WikidataKb(config.hypernymize.kb)  # an unusable KB fails here, not in every worker
+        if config.hypernymize.spacy_model not in ("auto", "off"):
+            load_spacy_tagger(config.hypernymize.spacy_model)  # so does a model that will not load
     prepare_output(out_dir, items, config, overwrite=overwrite)
     log.info("%d input item(s); output in %s", len(items), out_dir)
 

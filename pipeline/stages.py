@@ -15,15 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 import apache_beam as beam
 
 from crawl.fetch import Fetcher
-from filters.record import CLIP, DOWNLOAD, HYPERNYMIZE, IMAGE, IMAGE_DEDUP, URL_DEDUP, reject
+from filters.record import IMAGE_DEDUP, URL_DEDUP, reject
 from pipeline.clip_step import ClipStep
 from pipeline.config import Config, config_from_dict
 from pipeline.funnel import counter_name
 from pipeline.image_dedup import REASON as DEDUP_REASON
-from pipeline.image_dedup import apply_dedup, losers_of
+from pipeline.image_dedup import dedup_check, losers_of
 from pipeline.metrics import count
 from pipeline.sample_steps import SampleMaker
 from pipeline.shard_builder import build_shard, record_order, shard_hashes
+from pipeline.shard_rewrite import cut_shard
 
 log = logging.getLogger("altcap")
 
@@ -127,11 +128,8 @@ class BuildShards(beam.DoFn):
         if stats["records"] != len(records):
             raise RuntimeError(f"shard {shard_id}: {len(records)} records assigned but its stats "
                                f"say {stats['records']}")
-        _count_stage(DOWNLOAD, stats["stages"][DOWNLOAD])
-        _count_stage(IMAGE, stats["stages"][IMAGE])
-        for stage in (CLIP, HYPERNYMIZE):
-            if stage in stats["stages"]:
-                _count_stage(stage, stats["stages"][stage])
+        for stage, entry in stats["stages"].items():  # download, image, and clip, hypernymize when they ran
+            _count_stage(stage, entry)
         return [(shard_id, stats["samples"])]
 
 
@@ -152,12 +150,9 @@ class ImageDedup(beam.PTransform):
 
         def visit(item):
             shard_id, grouped = item
-            written = sum(grouped["samples"])  # samples the shard step passed (before dedup)
-            dropped = apply_dedup(out_dir, shard_id, list(grouped["losers"]))
-            count(counter_name(IMAGE_DEDUP, "in"), written)
-            count(counter_name(IMAGE_DEDUP, "passed"), written - dropped)
-            if dropped:
-                count(counter_name(IMAGE_DEDUP, "rejected", DEDUP_REASON), dropped)
+            written = sum(grouped["samples"])  # samples the earlier passes left (before dedup)
+            cut_shard(out_dir, shard_id, written, IMAGE_DEDUP, DEDUP_REASON, "dedup_rejects",
+                      dedup_check(out_dir, shard_id, list(grouped["losers"])))
             return shard_id
 
         return ({"samples": shard_samples, "losers": losers}
