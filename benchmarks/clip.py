@@ -31,11 +31,11 @@ import torch
 from PIL import Image, ImageOps
 from skimage import data as photos
 
+from filters.clip_config import ClipConfig
 from filters.clip_images import ImageBatcher
-from filters.clip_model import ClipSpec, export_local_dir
+from filters.clip_model import export_local_dir
 from filters.clip_score import PIXEL_TYPES
 from pipeline.clip_step import ClipStep
-from pipeline.config import ClipConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTIONS = ROOT / "tests/data/text/clean_captions.txt"
@@ -95,12 +95,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     images, texts = inputs(args.n)
-    spec = ClipSpec(model=args.model, pretrained=args.pretrained, device=args.device)
+    spec = ClipConfig(model=args.model, pretrained=args.pretrained, device=args.device)
     if args.pretrained is None:  # one set of random weights for every precision
         torch.manual_seed(0)
         folder = tempfile.mkdtemp(prefix="altcap-clip-")
         name = export_local_dir(open_clip.create_model(args.model), open_clip.get_model_config(args.model), folder)
-        spec = ClipSpec(model=name, pretrained=None, device=args.device)
+        spec = ClipConfig(model=name, pretrained=None, device=args.device)
     precisions = ["fp32", "bf16", "int8"] if spec.device in ("auto", "cpu") and not torch.cuda.is_available() \
         else ["fp32", "bf16", "fp16"]
     print(f"{args.model} weights={args.pretrained or 'random'} n={args.n} batch={args.batch} "

@@ -225,7 +225,8 @@ def img2dataset_command(listing: Path, out: Path, args) -> list[str]:
 
 
 def altcap_command(listing: Path, out: Path, args) -> list[str]:
-    settings = ["image.formats=jpeg,png,gif,webp,bmp,tiff,mpo", "image.min_side=1",
+    settings = ["text.preset=laion", "text.max_repeats=0",  # the captions are "photo 12 (jpeg)": keep them all
+                "image.formats=jpeg,png,gif,webp,bmp,tiff,mpo", "image.min_side=1",
                 "image.max_aspect_ratio=1000000", "image.allow_animated=true",
                 "dedup.url=none", "dedup.image=false", "resize.image_size=256",
                 "resize.resize_mode=center_crop", "resize.encode_format=jpg",
@@ -241,8 +242,15 @@ def altcap_command(listing: Path, out: Path, args) -> list[str]:
     return command
 
 
+class MeasuredNothing(RuntimeError):
+    """A tool fetched nothing: a setting filters the fixture out, or the tool broke."""
+
+
 def steady_rate(arrivals: list[float], success_paths: int, total_paths: int) -> float:
     """Successes/s over the middle 80% of requests (start-up and tail left out)."""
+    if len(arrivals) < 10 or not success_paths:
+        raise MeasuredNothing(f"{len(arrivals)} requests reached the server and {success_paths} images were "
+                              f"written of {total_paths}: nothing to measure")
     arrivals = sorted(arrivals)
     low, high = arrivals[len(arrivals) // 10], arrivals[(len(arrivals) * 9) // 10]
     in_window = len(arrivals) * 0.8
@@ -289,7 +297,10 @@ def main() -> None:
                 arrivals = parent.recv()
                 row["successes"] = count_of(out)
                 row["whole"] = row["successes"] / row["wall_s"]
-                row["steady"] = steady_rate(arrivals, row["successes"], len(manifest))
+                try:
+                    row["steady"] = steady_rate(arrivals, row["successes"], len(manifest))
+                except MeasuredNothing as err:
+                    raise MeasuredNothing(f"{name}: {err}") from None
                 results[name].append(row)
                 print(f"  run {run + 1} {name:<12} {row['successes']:5d} ok  "
                       f"{row['whole']:7.1f}/s whole  {row['steady']:7.1f}/s steady  "

@@ -96,11 +96,11 @@ def main() -> None:
         label = "+ spaCy " + os.path.basename(args.spacy_model)
         print(f"{label:<26} {spacy_rate:>11.0f} {spacy_rate / gazetteer:>6.2f}")
     print("outcomes on the raw alt-texts:  " + outcomes(results))
+    from filters.text_config import TextConfig
     from filters.text_filter import TextFilter
-    from pipeline.config import Config, text_rule_settings
 
-    settings = Config().text  # the default preset, cc3m: what the stage gets in a run
-    passed = [v.caption for v in TextFilter(text_rule_settings(settings), settings.lang_model).check_batch(captions)
+    settings = TextConfig()  # the default preset, cc3m: what the stage gets in a run
+    passed = [v.caption for v in TextFilter(settings.rules(), settings.lang_model).check_batch(captions)
               if v.passed]
     print(f"outcomes on the {len(passed)} that pass the {settings.preset} text rules: "
           + outcomes([hypernymizer.rewrite(c) for c in passed]))

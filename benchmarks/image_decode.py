@@ -21,9 +21,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from filters.image_config import ResizeConfig
 from filters.image_probe import probe_image
 from filters.image_transform import transform_image
-from pipeline.config import ResizeConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 REALDATA = Path(os.environ.get("ALTCAP_REALDATA", ROOT.parent / "shared" / "realdata"))

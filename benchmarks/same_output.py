@@ -13,7 +13,7 @@ tree, each in its own process, on two cases:
 Compared: every file under ``shards/``, ``embeddings/`` and ``rejects/`` by name; tars byte for byte;
 parquet files row for row (the rejects Beam writes before the shards, whose file names vary, as
 one sorted list); each shard's funnel; ``stats.json``'s funnel and totals; the whole-run passes'
-summaries. A model without weights scores at random and its init was not seeded before this
+summaries (as JSON). A model without weights scores at random and its init was not seeded before this
 script was written, so where a shard says its CLIP model had no weights, ``clip_score`` and the
 embeddings are left out of the comparison. Exits 1 when anything differs.
 """
@@ -140,12 +140,14 @@ def compare(base: Path, new: Path) -> tuple[int, list[str]]:
     differences = []
 
     def files(out: Path) -> set[str]:
-        return {str(p.relative_to(out)) for sub in ("shards", "embeddings", "rejects") if (out / sub).exists()
-                for p in (out / sub).rglob("*") if p.is_file() and not str(p.relative_to(out)).startswith("rejects/pre/")}
+        found = {str(p.relative_to(out)) for sub in ("shards", "embeddings", "rejects") if (out / sub).exists()
+                 for p in (out / sub).rglob("*") if p.is_file()}
+        return {name for name in found if not name.startswith("rejects/pre/")}
 
     names = files(base)
     if names != files(new):
-        differences.append(f"files only in base: {sorted(names - files(new))}; only in new: {sorted(files(new) - names)}")
+        differences.append(f"files only in base: {sorted(names - files(new))}; "
+                           f"only in new: {sorted(files(new) - names)}")
     for name in sorted(names & files(new)):
         a, b = base / name, new / name
         if name.endswith(".tar"):
@@ -173,7 +175,7 @@ def compare(base: Path, new: Path) -> tuple[int, list[str]]:
         if stats[0][field] != stats[1][field]:
             differences.append(f"stats.json {field}: {stats[0][field]} != {stats[1][field]}")
     for summary in ("concepts.json", "clip_top.json"):
-        found = [(out / summary).read_text() if (out / summary).exists() else None for out in (base, new)]
+        found = [json.loads((out / summary).read_text()) if (out / summary).exists() else None for out in (base, new)]
         if found[0] != found[1]:
             differences.append(f"{summary} differs")
     return len(names) + 1, differences

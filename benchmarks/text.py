@@ -25,9 +25,9 @@ import pyarrow.parquet as pq
 
 from filters import text_rules
 from filters.langid import LanguageIdentifier, model_path
+from filters.text_config import TextConfig
 from filters.text_filter import TextFilter
 from filters.text_presets import PRESETS
-from pipeline.config import TextConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 REALDATA = Path(os.environ.get("ALTCAP_REALDATA", ROOT.parent / "shared" / "realdata"))

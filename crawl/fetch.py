@@ -30,10 +30,11 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import brotli
 
+from crawl.download_config import DownloadConfig
 from crawl.netguard import connect_target, parse_connect_to, refusal_reason
 from crawl.robots import x_robots_tag_disallows
 from filters.record import Dropped
-from pipeline.config import ConfigError, DownloadConfig
+from filters.settings import ConfigError
 
 REASONS = ("bad_url", "unsupported_scheme", "dns_error", "private_address", "connection_error",
            "timeout", "tls_error", "too_many_redirects", "too_large", "x_robots_tag", "empty_body",

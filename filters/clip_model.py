@@ -1,6 +1,6 @@
 """An open_clip model ready to score image-text pairs, loaded the way open_clip users name models:
 
-- a built-in architecture and pretrained tag: ``ViT-B-32`` + ``laion2b_s34b_b79k`` (weights are
+- a built-in architecture and pretrained tag: ``ViT-B-32`` + ``openai`` (weights are
   downloaded and cached by open_clip), or the architecture and a checkpoint file;
 - ``hf-hub:org/repo``: config and weights from the Hugging Face Hub;
 - ``local-dir:/folder``: ``open_clip_config.json`` and weights in a folder, which is what
@@ -21,23 +21,14 @@ from typing import Any, Callable
 
 import torch
 
+from filters.clip_config import PRECISIONS, ClipConfig
+
 HF_HUB, LOCAL_DIR = "hf-hub:", "local-dir:"
 CONFIG_FILE, WEIGHTS_FILE = "open_clip_config.json", "open_clip_model.safetensors"
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 class ClipModelError(RuntimeError):
     """The model cannot be built: unknown name, missing config, unreadable weights."""
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    model: str = "ViT-B-32"  # open_clip name, hf-hub:org/repo or local-dir:/path
-    pretrained: str | None = "laion2b_s34b_b79k"  # tag or checkpoint file; only for plain names
-    device: str = "auto"  # "auto": cuda when there is one, else cpu
-    # "auto": bf16 on CUDA (fp16 where it lacks bf16) and on CPUs with bf16 instructions, else
-    # fp32. "int8": Linear layers quantized dynamically (CPU). All stay within 0.01 of fp32 scores.
-    precision: str = "auto"
 
 
 @dataclass
@@ -100,7 +91,7 @@ def _has_weights(folder: str) -> bool:
     return any(n.endswith((".safetensors", ".bin", ".pth")) for n in os.listdir(folder))
 
 
-def check_clip_spec(spec: ClipSpec) -> tuple[torch.device, str]:
+def check_clip_model(spec: ClipConfig) -> tuple[torch.device, str]:
     """The cheap checks of ``load_clip`` (no model built): names, files, precision. Returns the
     device and precision the model will use."""
     import open_clip
@@ -120,11 +111,11 @@ def check_clip_spec(spec: ClipSpec) -> tuple[torch.device, str]:
     return device, precision
 
 
-def load_clip(spec: ClipSpec) -> LoadedClip:
+def load_clip(spec: ClipConfig) -> LoadedClip:
     """The model in eval mode on its device, with its preprocessing and tokenizer."""
     import open_clip
 
-    device, precision = check_clip_spec(spec)
+    device, precision = check_clip_model(spec)
     name, pretrained = spec.model, spec.pretrained
     weights: str | None = None
     problem = ""

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from filters.record import Dropped
+from filters.image_config import ImageConfig
 
 if TYPE_CHECKING:
     from filters.image_probe import ImageInfo
-    from pipeline.config import ImageConfig
 
+REASONS = ("too_many_pixels", "format_not_allowed", "animated", "too_small", "aspect_ratio")
 FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff", "mpo": "jpeg"}
 
 
@@ -27,19 +27,18 @@ def normalize_format(name: str) -> str:
     return FORMAT_ALIASES.get(name, name)
 
 
-def check_image_rules(info: ImageInfo, config: ImageConfig) -> None:
-    """Raise ``Dropped`` for the first rule ``info`` fails; return quietly when it passes all."""
+def check_image_rules(info: ImageInfo, config: ImageConfig) -> tuple[str, str] | None:
+    """``None`` when ``info`` passes every rule, else (reason, detail) of the first it fails."""
     if info.pixels > config.max_pixels:
-        raise Dropped("too_many_pixels",
-                      f"{info.width}x{info.height} = {info.pixels} px > {config.max_pixels}")
+        return "too_many_pixels", f"{info.width}x{info.height} = {info.pixels} px > {config.max_pixels}"
     allowed = {normalize_format(name) for name in config.formats}
     if normalize_format(info.format) not in allowed:
-        raise Dropped("format_not_allowed", f"{info.format} not in {sorted(allowed)}")
+        return "format_not_allowed", f"{info.format} not in {sorted(allowed)}"
     if info.frames > 1 and info.format != "mpo" and not config.allow_animated:
-        raise Dropped("animated", f"{info.frames} frames")
+        return "animated", f"{info.frames} frames"
     short, long = sorted((info.width, info.height))
     if short < config.min_side:
-        raise Dropped("too_small", f"{info.width}x{info.height}: shorter side {short} px < {config.min_side}")
+        return "too_small", f"{info.width}x{info.height}: shorter side {short} px < {config.min_side}"
     if long / short > config.max_aspect_ratio:
-        raise Dropped("aspect_ratio",
-                      f"{info.width}x{info.height}: ratio {long / short:.2f} > {config.max_aspect_ratio:g}")
+        return "aspect_ratio", f"{info.width}x{info.height}: ratio {long / short:.2f} > {config.max_aspect_ratio:g}"
+    return None

@@ -27,15 +27,13 @@ from __future__ import annotations
 import io
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from PIL import Image
 
+from filters.image_config import ResizeConfig
 from filters.image_probe import ORIENTATION_SWAPS_SIDES, ImageInfo, open_image
 from filters.record import Dropped
-
-if TYPE_CHECKING:
-    from pipeline.config import ResizeConfig
 
 WHITE = (255, 255, 255)
 RESAMPLING = {

@@ -10,18 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable, Iterator
 
-# Stage names, in pipeline order. The funnel in stats.json follows this order.
-SOURCE = "source"
-TEXT = "text"
-URL_DEDUP = "url_dedup"
-DOWNLOAD = "download"
-IMAGE = "image"
-CLIP = "clip"
-HYPERNYMIZE = "hypernymize"
-CONCEPTS = "concepts"
-CLIP_TOP = "clip_top"
-IMAGE_DEDUP = "image_dedup"
-STAGES = (SOURCE, TEXT, URL_DEDUP, DOWNLOAD, IMAGE, CLIP, HYPERNYMIZE, CONCEPTS, CLIP_TOP, IMAGE_DEDUP)
+SOURCE = "source"  # the first stage: the readers in crawl/ reject with it; the others name theirs
 
 KEY_HEX_CHARS = 20  # 80 bits: collisions stay unlikely up to ~10^11 records
 

@@ -146,7 +146,6 @@ def run_text(args) -> int:
     import json
 
     from filters.text_filter import TextFilter
-    from pipeline.config import text_rule_settings
 
     overrides = list(args.set) + ([f"text.preset={args.preset}"] if args.preset else [])
     config = load_config(args.config, overrides)
@@ -156,12 +155,12 @@ def run_text(args) -> int:
         import yaml
 
         rules = {k: list(v) if isinstance(v, tuple) else v
-                 for k, v in dataclasses.asdict(text_rule_settings(config.text)).items()}
+                 for k, v in dataclasses.asdict(config.text.rules()).items()}
         print(yaml.safe_dump({"preset": config.text.preset, **rules}, sort_keys=False), end="")
         return 0
     if args.file is None:
         raise ConfigError("altcap text: give a FILE, or - for standard input")
-    text_filter = TextFilter(text_rule_settings(config.text), config.text.lang_model)
+    text_filter = TextFilter(config.text.rules(), config.text.lang_model)
     try:
         source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8", errors="replace")
     except OSError as err:

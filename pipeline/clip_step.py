@@ -1,5 +1,6 @@
-"""CLIP scoring inside a shard, after the image rules: scores, embeddings and the cut for a batch
-of outcomes. Rejects pass through; order is kept. Beam-free, like ``sample_steps``.
+"""CLIP scoring inside a shard, after the image step: scores, embeddings and the cut for a batch
+of outcomes. Rejects pass through; order is kept. Beam-free; torch and open_clip load only when
+the step is built.
 
 Without weights (offline, no file) the model is random: the step says so once, scores for the
 format's sake and drops nothing.
@@ -8,31 +9,48 @@ format's sake and drops nothing.
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 import numpy as np
 
-from filters.clip_grounding import Grounder, label_vocabulary
-from filters.clip_model import ClipSpec, load_clip
-from filters.clip_rules import check_clip_score, default_min_score
-from filters.clip_score import ClipScorer
-from filters.record import CLIP, is_rejected, reject, sample_batches
-from pipeline.config import ClipConfig
+from dataset.layout import EMBEDDINGS
+from filters import clip_grounding, clip_rules
+from filters.clip_config import ClipConfig
+from filters.record import is_rejected, reject
+from pipeline.shard_step import ShardStep
 
 log = logging.getLogger("altcap")
-EMBEDDINGS = "clip_embeddings"  # record field: (image, text) float16 vectors of a kept sample
 
 
-def clip_spec(clip: ClipConfig) -> ClipSpec:
-    return ClipSpec(clip.model, clip.pretrained, clip.device, clip.precision)
+class ClipStep(ShardStep):
+    stage = "clip"
+    reasons = (clip_rules.REASON, clip_grounding.REASON)
+    settings: ClassVar[dict] = {"clip": ClipConfig}
+    side_file = EMBEDDINGS
 
+    @classmethod
+    def enabled(cls, config) -> bool:
+        return config.clip.enabled
 
-class ClipStep:
+    @classmethod
+    def preflight(cls, config) -> None:
+        from filters.clip_model import check_clip_model
+
+        check_clip_model(config.clip)  # a wrong name fails here, not in every worker
+        if config.clip.grounding:
+            clip_grounding.label_vocabulary(config.clip.grounding_vocabulary, config.clip.grounding_vocabulary_size)
+
     def __init__(self, clip: ClipConfig):
-        loaded = load_clip(clip_spec(clip))
+        from filters.clip_model import load_clip
+        from filters.clip_score import ClipScorer
+
+        loaded = load_clip(clip)
         self.scorer = ClipScorer(loaded, clip.batch_size, clip.decoder)
         self.batch_size = clip.batch_size
         filtering = loaded.weights is not None
-        min_score = clip.min_score if clip.min_score is not None else default_min_score(clip.model, clip.pretrained)
+        min_score = clip.min_score
+        if min_score is None:
+            min_score = clip_rules.default_min_score(clip.model, clip.pretrained)
         self.min_score = min_score if filtering else None
         self.info = {"model": clip.model, "pretrained": clip.pretrained, "weights": loaded.weights,
                      "device": str(loaded.device), "precision": loaded.precision,
@@ -40,8 +58,8 @@ class ClipStep:
                      "min_score": self.min_score, "filtering": filtering, "problem": loaded.problem}
         self.grounder = None
         if clip.grounding:
-            labels = label_vocabulary(clip.grounding_vocabulary, clip.grounding_vocabulary_size)
-            self.grounder = Grounder(self.scorer.embed_texts, labels, clip.grounding_top_k)
+            labels = clip_grounding.label_vocabulary(clip.grounding_vocabulary, clip.grounding_vocabulary_size)
+            self.grounder = clip_grounding.Grounder(self.scorer.embed_texts, labels, clip.grounding_top_k)
             self.info["grounding"] = {"labels": len(labels), "top_k": clip.grounding_top_k,
                                       "vocabulary": clip.grounding_vocabulary or "wordnet"}
         if not filtering:
@@ -62,22 +80,13 @@ class ClipStep:
         for n, i in enumerate(at):
             record = outcomes[i]
             record["clip_score"] = float(found.scores[n])
-            failure = check_clip_score(record["clip_score"], self.min_score)
+            failure = clip_rules.check_clip_score(record["clip_score"], self.min_score)
             if labels is not None:
                 record["clip_labels"] = labels[n]
                 if not failure and self.info["filtering"]:  # random labels drop nothing
                     failure = self.grounder.check(record.get("caption") or "", labels[n])
             if failure:
-                outcomes[i] = reject(record, CLIP, *failure)
+                outcomes[i] = reject(record, self.stage, *failure)
             else:
-                record[EMBEDDINGS] = (image_vectors[n], text_vectors[n])
+                record[EMBEDDINGS.field] = (image_vectors[n], text_vectors[n])
         return outcomes
-
-
-def scored(outcomes, step: ClipStep | None):
-    """The outcomes in their order, samples scored by ``step`` in batches of its size."""
-    if step is None:
-        yield from outcomes
-        return
-    for batch in sample_batches(outcomes, step.batch_size):
-        yield from step(batch)

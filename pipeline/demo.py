@@ -21,7 +21,7 @@ import uuid
 from PIL import Image
 
 from crawl.serve import LocalServer, Route
-from pipeline import fileio
+from dataset import fileio
 from pipeline.config import load_config
 from pipeline.run import run
 

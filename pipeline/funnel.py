@@ -1,26 +1,31 @@
 """The funnel: per-stage counts of records in, passed and rejected (by reason), and its check.
 
-Stages count with Beam Metrics counters named ``STAGE|in``, ``STAGE|passed`` and
-``STAGE|rejected|REASON``. At the end of a run the counters are checked against each other and
-against the rows actually written: records in = passed + rejected at every stage, each stage
-receives what the previous one passed, and the files hold exactly the samples and rejects counted.
+Stages count with Beam Metrics counters (``pipeline.metrics``). At the end of a run the counters
+are checked against each other and against the rows actually written: records in = passed +
+rejected at every stage, each stage receives what the previous one passed, and the files hold
+exactly the samples and rejects counted.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from filters.record import STAGES
+from filters.record import SOURCE
+from pipeline import passes, steps
+from pipeline.metrics import SEP
+from pipeline.stages import URL_DEDUP
+from pipeline.text_stage import TEXT
 
-SEP = "|"
+
+def stage_order() -> tuple[str, ...]:
+    """Stage names in pipeline order, which the funnel in stats.json follows: the stages before the
+    shards, the in-shard steps, the whole-run passes."""
+    return ((SOURCE, TEXT, URL_DEDUP) + tuple(step.stage for step in steps.SHARD_STEPS)
+            + tuple(each.stage for each in passes.PASSES))
 
 
 class AccountingError(RuntimeError):
     """Records were lost or double-counted: the run's numbers do not add up."""
-
-
-def counter_name(stage: str, what: str, reason: str | None = None) -> str:
-    return SEP.join((stage, what, reason) if reason else (stage, what))
 
 
 def funnel_from_counters(counters: dict[str, int]) -> list[dict]:
@@ -32,7 +37,8 @@ def funnel_from_counters(counters: dict[str, int]) -> list[dict]:
             stages[parts[0]][parts[1]] += value
         elif len(parts) == 3 and parts[1] == "rejected":
             stages[parts[0]]["reasons"][parts[2]] = value
-    order = [s for s in STAGES if s in stages] + sorted(s for s in stages if s not in STAGES)
+    known = stage_order()
+    order = [s for s in known if s in stages] + sorted(s for s in stages if s not in known)
     funnel = []
     for stage in order:
         entry = stages[stage]

@@ -1,19 +1,20 @@
-"""Exact image dedup across the whole run: a second, cheap pass over the written shards.
+"""Exact image dedup across the whole run, the last pass over the written shards.
 
 Only (sha256, key, shard) triples are shuffled. Among samples with the same sha256 of the original
 bytes the smallest key wins, so the choice does not depend on the runner. Each shard that holds a
-loser is rewritten without it (``shard_rewrite.cut_shard``: idempotent, so a resumed run finishes
-the pass).
+loser is rewritten without it.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from pipeline import fileio
-from pipeline.shard_builder import shard_paths
+import apache_beam as beam
+import pyarrow.parquet as pq
 
-REASON = "duplicate_image"
+from dataset import fileio
+from dataset.layout import pass_rejects, shard_paths
+from pipeline.whole_run_pass import WholeRunPass
 
 
 def losers_of(entries: list[tuple[str, int]]) -> list[tuple[int, tuple[str, str]]]:
@@ -25,15 +26,50 @@ def losers_of(entries: list[tuple[str, int]]) -> list[tuple[int, tuple[str, str]
     return [(shard, (key, winner)) for key, shard in ordered[1:]]
 
 
-def dedup_check(out_dir: str, shard_id: int, losers: list[tuple[str, str]]) -> Callable[[dict], tuple] | None:
-    """The check that drops ``losers`` (key, winner key) from a shard, for ``cut_shard``; None when
-    there is nothing to drop and nothing was dropped before (the common case: the shard is not read)."""
-    if not losers and not fileio.exists(shard_paths(out_dir, shard_id)["dedup_rejects"]):
-        return None
-    winners = dict(losers)
+def shard_hashes(out_dir: str, shard_id: int) -> list[tuple[str, str]]:
+    """(sha256, key) of every sample currently in a shard, read from its parquet."""
+    with fileio.open_read(shard_paths(out_dir, shard_id)["parquet"]) as stream:
+        columns = pq.read_table(stream, columns=["sha256", "key"])
+    return list(zip(columns.column("sha256").to_pylist(), columns.column("key").to_pylist()))
 
-    def check(sample: dict) -> tuple[str, str] | None:
-        winner = winners.get(sample["key"])
-        return (REASON, f"same image as {winner}") if winner else None
 
-    return check
+class ImageDedup(WholeRunPass):
+    """Drops exact duplicate images across shards; every shard is visited so counts add up."""
+
+    stage = "image_dedup"
+    reason = "duplicate_image"
+    rejects = "dedup"
+
+    @classmethod
+    def enabled(cls, config) -> bool:
+        return config.dedup.image
+
+    def expand(self, shard_samples):
+        out_dir, cut, reason, rejects = self.out_dir, self.cutter(), self.reason, self.rejects
+        losers = (shard_samples
+                  | "ImageHashes" >> beam.FlatMap(
+                      lambda item: [(sha256, (key, item[0])) for sha256, key in shard_hashes(out_dir, item[0])])
+                  | "GroupBySha256" >> beam.GroupByKey()
+                  | "Losers" >> beam.FlatMap(lambda item: losers_of(list(item[1]))))
+
+        def check_of(shard_id: int, found: list[tuple[str, str]]) -> Callable[[dict], tuple] | None:
+            """The check that drops ``found`` (key, winner key) from a shard; None when there is
+            nothing to drop and nothing was dropped before (the common case: the shard is not read)."""
+            if not found and not fileio.exists(pass_rejects(out_dir, rejects, shard_id)):
+                return None
+            winners = dict(found)
+
+            def check(sample: dict) -> tuple[str, str] | None:
+                winner = winners.get(sample["key"])
+                return (reason, f"same image as {winner}") if winner else None
+
+            return check
+
+        def visit(item):
+            shard_id, grouped = item
+            written = sum(grouped["samples"])  # samples the earlier passes left
+            return shard_id, cut(shard_id, written, check_of(shard_id, list(grouped["losers"])))
+
+        return ({"samples": shard_samples, "losers": losers}
+                | "JoinLosers" >> beam.CoGroupByKey()
+                | "RewriteShards" >> beam.Map(visit))

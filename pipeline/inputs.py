@@ -10,7 +10,7 @@ import os
 import re
 
 from crawl.lists import ListFormatError
-from pipeline import fileio
+from dataset import fileio
 from pipeline.config import Config
 
 COMPRESSION = re.compile(r"\.(gz|bz2|zst|xz|deflate)$")

@@ -10,9 +10,9 @@ import apache_beam as beam
 from crawl.fetch import Fetcher
 from crawl.pages import crawl_page
 from crawl.robots import RobotsPolicy
-from filters.record import is_rejected
+from filters.record import SOURCE, is_rejected
 from pipeline.config import config_from_dict
-from pipeline.sources import REJECTED, count_source
+from pipeline.metrics import REJECTED, count_verdict
 
 
 class CrawlPageBatch(beam.DoFn):
@@ -42,7 +42,7 @@ class CrawlPageBatch(beam.DoFn):
     def process(self, batch):
         for records in self.pool.map(self._crawl, batch):
             for record in records:
-                count_source(record)  # counters only from the bundle's own thread
+                count_verdict(SOURCE, record)  # counters only from the bundle's own thread
                 yield beam.pvalue.TaggedOutput(REJECTED, record) if is_rejected(record) else record
 
 

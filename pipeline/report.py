@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 
 import pyarrow.parquet as pq
 
-from pipeline import fileio
+from dataset import fileio
 
 SAMPLES_SHOWN = 24
 REJECT_EXAMPLES = 3
@@ -70,13 +70,12 @@ def _reject_examples(reject_files: list[str]) -> dict[tuple[str, str], list[dict
     return examples
 
 
-def clip_summary(clip: dict) -> str:
-    """One line on the CLIP model a run scored with."""
+def clip_summary(clip: dict, top: dict | None = None) -> str:
+    """One line on the CLIP model a run scored with, and the top-fraction cut (``top``) when it ran."""
     if not clip["filtering"]:
         return (f"CLIP {clip['model']}: NO WEIGHTS ({clip['problem']}): scores are random and no pair "
                 "was dropped for its score")
     cut = "no cut" if clip["min_score"] is None else f"pairs under {clip['min_score']} dropped"
-    top = clip.get("top_fraction")
     if top and top["cut"] is not None:
         cut += (f"; the top {top['fraction']:g} kept: {top['keep']} of {top['scored']} pairs, "
                 f"scores >= {top['cut']:.4f}")
@@ -118,7 +117,7 @@ def render(stats: dict, *, thumbnails, sizes: Counter, examples) -> str:
         f"<td class=small>{_esc(row['caption'])}</td><td class=small>{_esc(row['detail'])}</td></tr>"
         for (stage, reason), bucket in sorted(examples.items()) for row in bucket)
     check = "ok" if stats["check"]["ok"] else "FAILED: " + "; ".join(stats["check"]["problems"])
-    clip = f"<p class=small>{_esc(clip_summary(stats['clip']))}</p>" if stats.get("clip") else ""
+    clip = f"<p class=small>{_esc(clip_summary(stats['clip'], stats.get('clip_top')))}</p>" if stats.get("clip") else ""
     if stats.get("concepts"):
         clip += f"<p class=small>{_esc(concepts_line(stats['concepts']))}</p>"
     return f"""<!DOCTYPE html>

@@ -19,23 +19,22 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.runner import PipelineState
 
-from filters.clip_grounding import label_vocabulary
-from filters.clip_model import check_clip_spec
+from dataset import fileio
+from dataset.layout import PRE_REJECTS, REJECTS, SHARDS, SIDE_FILES
+from dataset.reader import load_stats
+from dataset.schema import REJECT_SCHEMA, reject_row
 from filters.langid import model_path
-from pipeline import fileio
-from pipeline.clip_step import clip_spec
-from pipeline.clip_top import CUT_FILE, TopFractionCut, top_cut_summary
-from pipeline.concept_cut import CONCEPTS_FILE, ConceptFrequencyCut, concepts_summary
+from pipeline import passes
 from pipeline.config import Config
 from pipeline.funnel import AccountingError, check_funnel, funnel_from_counters
 from pipeline.inputs import expand_inputs, preflight
-from pipeline.metrics import counters_of
+from pipeline.metrics import REJECTED, CountedStage, counters_of
 from pipeline.pages import FetchPages
 from pipeline.report import write_report
-from pipeline.schema import REJECT_SCHEMA, reject_row
-from pipeline.sources import PAGES, REJECTED, ReadSource
-from pipeline.stages import AssignShards, BuildShards, ImageDedup, UrlDedup
-from pipeline.text_stage import TextStage
+from pipeline.sources import PAGES, ReadSource
+from pipeline.stages import URL_DEDUP, AssignShards, BuildShards, UrlDedup
+from pipeline.steps import enabled_steps
+from pipeline.text_stage import TEXT, TextRules
 
 log = logging.getLogger("altcap")
 
@@ -60,6 +59,15 @@ def fingerprint(inputs: list[list], config: Config) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def previous_outputs(out_dir: str) -> list[str]:
+    """Everything a finished run leaves that ``--overwrite`` must delete: the shards, the rejects,
+    every side file, the whole-run passes' summaries and the stats."""
+    patterns = [(SHARDS, "*"), (REJECTS, "*.parquet"), ("stats.json",)]
+    patterns += [(side.folder, "*") for side in SIDE_FILES]
+    patterns += [(each.summary_file,) for each in passes.PASSES if each.summary_file]
+    return [path for pattern in patterns for path in fileio.match(fileio.join(out_dir, *pattern))]
+
+
 def prepare_output(out_dir: str, items, config: Config, *, overwrite: bool) -> None:
     """Claim the output folder for this run, or check a previous run's claim for resuming."""
     fileio.ensure_dir(out_dir)
@@ -76,16 +84,12 @@ def prepare_output(out_dir: str, items, config: Config, *, overwrite: bool) -> N
                 f"{out_dir} holds a run with other settings ({', '.join(changed) or 'unknown'}); "
                 "resume needs the same inputs and config: use another --output, or --overwrite")
     if overwrite:
-        fileio.delete(fileio.match(fileio.join(out_dir, "shards", "*")) +
-                      fileio.match(fileio.join(out_dir, "rejects", "*.parquet")) +
-                      fileio.match(fileio.join(out_dir, "stats.json")) +
-                      fileio.match(fileio.join(out_dir, CUT_FILE)) +
-                      fileio.match(fileio.join(out_dir, CONCEPTS_FILE)))
+        fileio.delete(previous_outputs(out_dir))
     # Stages before the shards are recomputed on every run; their rejects are written afresh.
-    fileio.delete(fileio.match(fileio.join(out_dir, "rejects", "pre", "*")))
-    fileio.delete(fileio.match(fileio.join(out_dir, "shards", "*.tmp-*")) +
-                  fileio.match(fileio.join(out_dir, "rejects", "*.tmp-*")))
-    for sub in ("shards", "rejects"):
+    fileio.delete(fileio.match(fileio.join(out_dir, REJECTS, PRE_REJECTS, "*")))
+    fileio.delete(fileio.match(fileio.join(out_dir, SHARDS, "*.tmp-*")) +
+                  fileio.match(fileio.join(out_dir, REJECTS, "*.tmp-*")))
+    for sub in (SHARDS, REJECTS):
         fileio.ensure_dir(fileio.join(out_dir, sub))
     fileio.write_bytes(run_file, json.dumps(claim, indent=1).encode())
 
@@ -108,31 +112,25 @@ def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,
     candidates = (read["records"], crawled["records"]) | "AllCandidates" >> beam.Flatten()
     rejects = [read[REJECTED], crawled[REJECTED]]
 
-    texts = candidates | "Text" >> TextStage(config_dict)
+    texts = candidates | "Text" >> CountedStage(TEXT, TextRules(config_dict))
     candidates = texts["kept"]
     rejects.append(texts[REJECTED])
 
     if config.dedup.url != "none":
-        deduped = candidates | "UrlDedup" >> UrlDedup(config.dedup.url)
+        deduped = candidates | "UrlDedup" >> CountedStage(URL_DEDUP, UrlDedup(config.dedup.url))
         candidates = deduped["kept"]
         rejects.append(deduped[REJECTED])
 
     shards = (candidates
               | "AssignShards" >> AssignShards(config.shards.samples_per_shard)
               | "BuildShards" >> beam.ParDo(BuildShards(config_dict, out_dir)))
-    if config.hypernymize.enabled and config.hypernymize.min_concept_mentions:
-        shards = shards | "ConceptFrequency" >> ConceptFrequencyCut(config.hypernymize.min_concept_mentions,
-                                                                    out_dir)
-    if config.clip.enabled and config.clip.top_fraction is not None:
-        shards = shards | "ClipTopFraction" >> TopFractionCut(config.clip.top_fraction, out_dir)
-    if config.dedup.image:
-        shards | "ImageDedup" >> ImageDedup(out_dir)
+    passes.apply_passes(shards, config, out_dir)
 
     (rejects
      | "EarlyRejects" >> beam.Flatten()
      | "RejectRows" >> beam.Map(reject_row)
      | "WriteRejects" >> beam.io.WriteToParquet(
-         fileio.join(out_dir, "rejects", "pre", "part"), REJECT_SCHEMA,
+         fileio.join(out_dir, REJECTS, PRE_REJECTS, "part"), REJECT_SCHEMA,
          file_name_suffix=".parquet", codec="zstd"))
 
 
@@ -163,12 +161,12 @@ def parquet_rows(paths: list[str]) -> int:
     return total
 
 
-def clip_info(out_dir: str) -> dict | None:
-    """The CLIP model the shards were scored with (weights, precision, cuts, any problem)."""
-    for path in sorted(fileio.match(fileio.join(out_dir, "shards", "*_stats.json"))):
-        found = json.loads(fileio.read_bytes(path)).get("clip")
+def step_info(out_dir: str, stage: str) -> dict | None:
+    """What an in-shard step reported into the shards' stats (the first shard that has it)."""
+    for path in fileio.match(fileio.join(out_dir, SHARDS, "*_stats.json")):
+        found = (load_stats(path) or {}).get(stage)
         if found:
-            return dict(found, top_fraction=top_cut_summary(out_dir))
+            return found
     return None
 
 
@@ -180,20 +178,9 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
                           else config.input.format)
     preflight(items, config)
     model_path(config.text.lang_model)  # fetched (or refused) here, not in every worker
-    if config.clip.enabled:
-        check_clip_spec(clip_spec(config.clip))  # a wrong name fails here, not in every worker
-        if config.clip.grounding:
-            label_vocabulary(config.clip.grounding_vocabulary, config.clip.grounding_vocabulary_size)
-    if config.hypernymize.enabled:
-        from hypernymize.spacy_tagger import load_spacy_tagger
-        from hypernymize.wikidata_kb import WikidataKb
-        from hypernymize.wordnet_source import instance_table
-
-        instance_table()  # compiled once here (~10 s the first time), not by every local worker at once
-        if config.hypernymize.kb:
-            WikidataKb(config.hypernymize.kb)  # an unusable KB fails here, not in every worker
-        if config.hypernymize.spacy_model not in ("auto", "off"):
-            load_spacy_tagger(config.hypernymize.spacy_model)  # so does a model that will not load
+    steps = enabled_steps(config)
+    for step in steps:
+        step.preflight(config)  # a wrong model name or file fails here, not in every worker
     prepare_output(out_dir, items, config, overwrite=overwrite)
     log.info("%d input item(s); output in %s", len(items), out_dir)
 
@@ -205,9 +192,9 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
         raise RuntimeError(f"the pipeline ended in state {state}")
 
     funnel = funnel_from_counters(counters_of(result))
-    shard_files = fileio.match(fileio.join(out_dir, "shards", "*.parquet"))
-    reject_files = (fileio.match(fileio.join(out_dir, "rejects", "*.parquet")) +
-                    fileio.match(fileio.join(out_dir, "rejects", "pre", "*.parquet")))
+    shard_files = fileio.match(fileio.join(out_dir, SHARDS, "*.parquet"))
+    reject_files = (fileio.match(fileio.join(out_dir, REJECTS, "*.parquet")) +
+                    fileio.match(fileio.join(out_dir, REJECTS, PRE_REJECTS, "*.parquet")))
     samples, rejected = parquet_rows(shard_files), parquet_rows(reject_files)
     problems = check_funnel(funnel, samples_written=samples, rejects_written=rejected)
     stats = {
@@ -219,15 +206,19 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
         "rejects": rejected,
         "funnel": funnel,
         "check": {"ok": not problems, "problems": problems},
-        "clip": clip_info(out_dir) if config.clip.enabled else None,
-        "concepts": concepts_summary(out_dir) if config.hypernymize.min_concept_mentions else None,
-        "timings": {
-            "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(),
-            "wall_s": round(time.time() - started, 3),
-        },
-        "config": config.to_dict(),
     }
-    if stats["clip"] and not stats["clip"]["filtering"]:
+    for step in steps:  # what the in-shard steps and the whole-run passes report, by stage
+        if info := step_info(out_dir, step.stage):
+            stats[step.stage] = info
+    for each in passes.PASSES:
+        if each.enabled(config) and (summary := each.summary(out_dir)):
+            stats[each.stage] = summary
+    stats["timings"] = {
+        "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(),
+        "wall_s": round(time.time() - started, 3),
+    }
+    stats["config"] = config.to_dict()
+    if stats.get("clip") and not stats["clip"]["filtering"]:
         log.warning("CLIP %s: %s; scores are random and no pair was dropped for its score",
                     stats["clip"]["model"], stats["clip"]["problem"])
     fileio.write_bytes(fileio.join(out_dir, "stats.json"),

@@ -12,19 +12,24 @@ import time
 from typing import Iterator
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 from crawl import img2dataset_folder, lists, warc
+from dataset import fileio
 from filters.record import SOURCE, is_input_error, is_rejected, make_key, new_record, reject
-from pipeline import fileio
 from pipeline.config import Config, config_from_dict
-from pipeline.funnel import counter_name
-from pipeline.metrics import count
+from pipeline.metrics import REJECTED, count_verdict
 
 log = logging.getLogger("altcap")
 
-REJECTED = "rejected"
 PAGES = "pages"
 PROGRESS_EVERY_S = 10.0
+
+
+def open_decompressed(path: str):
+    """A binary stream of the file, .gz/.bz2/.zst undone by its extension."""
+    return FileSystems.open(path, compression_type=CompressionTypes.AUTO)
 
 
 def _list_options(config: Config) -> dict:
@@ -60,13 +65,13 @@ def iter_source(kind: str, path: str, config: Config) -> Iterator[dict]:
             else:
                 yield from warc.read_wat(stream, source=path)
     elif kind in ("tsv", "csv"):
-        with fileio.open_read(path, decompress=True) as stream:
+        with open_decompressed(path) as stream:
             yield from lists.read_delimited(
                 stream, delimiter="\t" if kind == "tsv" else ",", source=path,
                 header=config.input.header,
                 headerless_columns=tuple(config.input.headerless_columns), **_list_options(config))
     elif kind == "jsonl":
-        with fileio.open_read(path, decompress=True) as stream:
+        with open_decompressed(path) as stream:
             yield from lists.read_jsonl(stream, source=path, **_list_options(config))
     elif kind == "parquet":
         with fileio.open_read(path) as stream:
@@ -82,7 +87,7 @@ def iter_source(kind: str, path: str, config: Config) -> Iterator[dict]:
 
 def read_page_list(path: str) -> Iterator[str]:
     """Page URLs of a ``pages`` input: one per line, blank lines and #comments skipped."""
-    with fileio.open_read(path, decompress=True) as stream:
+    with open_decompressed(path) as stream:
         for line in stream:
             url = line.decode("utf-8", "replace").strip()
             if url and not url.startswith("#"):
@@ -93,14 +98,6 @@ def _broken_file(kind: str, path: str, produced: int, err: Exception) -> dict:
     where = f"{path}@after-{produced}"
     record = new_record("", "", source=where, key=make_key(where, kind))
     return reject(record, SOURCE, "unreadable_file", f"{type(err).__name__}: {err}"[:500])
-
-
-def count_source(record: dict) -> None:
-    count(counter_name(SOURCE, "in"))
-    if is_rejected(record):
-        count(counter_name(SOURCE, "rejected", record["reason"]))
-    else:
-        count(counter_name(SOURCE, "passed"))
 
 
 class ReadSource(beam.DoFn):
@@ -124,7 +121,7 @@ class ReadSource(beam.DoFn):
         try:
             for record in iter_source(kind, path, self.config):
                 produced += 1
-                count_source(record)
+                count_verdict(SOURCE, record)
                 if produced % 1000 == 0 and time.monotonic() > next_report:
                     next_report = time.monotonic() + PROGRESS_EVERY_S
                     log.info("reading %s: %d candidates so far", path, produced)
@@ -137,5 +134,5 @@ class ReadSource(beam.DoFn):
                 raise
             log.warning("input %s broke after %d records: %s", path, produced, err)
             record = _broken_file(kind, path, produced, err)
-            count_source(record)
+            count_verdict(SOURCE, record)
             yield beam.pvalue.TaggedOutput(REJECTED, record)

@@ -11,12 +11,12 @@ import hashlib
 
 import apache_beam as beam
 
-from filters.record import TEXT, reject
+from filters.record import reject
 from filters.text_filter import TextFilter
-from pipeline.config import config_from_dict, text_rule_settings
-from pipeline.funnel import counter_name
-from pipeline.metrics import count
-from pipeline.sources import REJECTED
+from pipeline.config import config_from_dict
+from pipeline.metrics import REJECTED
+
+TEXT = "text"
 
 
 def text_key(caption: str) -> str:
@@ -28,27 +28,22 @@ def text_key(caption: str) -> str:
 class CheckTexts(beam.DoFn):
     """Batches of records in; each record out, passed or tagged ``rejected`` with its reason."""
 
-    def __init__(self, config_dict: dict, count_passed: bool):
+    def __init__(self, config_dict: dict):
         self.config_dict = config_dict
-        self.count_passed = count_passed
         self.filter = None
 
     def setup(self):
         text = config_from_dict(self.config_dict).text
-        self.filter = TextFilter(text_rule_settings(text), text.lang_model)
+        self.filter = TextFilter(text.rules(), text.lang_model)
 
     def process(self, batch):
         verdicts = self.filter.check_batch([record.get("caption") or "" for record in batch])
         for record, verdict in zip(batch, verdicts):
-            count(counter_name(TEXT, "in"))
             record = dict(record, caption=verdict.caption, lang=verdict.lang,
                           lang_score=verdict.lang_score)
             if verdict.passed:
-                if self.count_passed:
-                    count(counter_name(TEXT, "passed"))
                 yield record
             else:
-                count(counter_name(TEXT, "rejected", verdict.reason))
                 yield beam.pvalue.TaggedOutput(REJECTED, reject(record, TEXT, verdict.reason,
                                                                 verdict.detail))
 
@@ -77,10 +72,8 @@ class DropRepeatedTexts(beam.PTransform):
             key, record = item
             uses = overused.get(key)
             if uses is None:
-                count(counter_name(TEXT, "passed"))
                 yield record
             else:
-                count(counter_name(TEXT, "rejected", "repeated_text"))
                 yield beam.pvalue.TaggedOutput(REJECTED, reject(
                     record, TEXT, "repeated_text", f"used for {uses} images (limit {limit})"))
 
@@ -88,8 +81,8 @@ class DropRepeatedTexts(beam.PTransform):
             split, overused=beam.pvalue.AsDict(overused)).with_outputs(REJECTED, main="kept")
 
 
-class TextStage(beam.PTransform):
-    """Records in; ``kept`` and ``rejected`` out."""
+class TextRules(beam.PTransform):
+    """Records in; ``kept`` and ``rejected`` out: the rules on batches, then the repeat cut."""
 
     def __init__(self, config_dict: dict):
         super().__init__()
@@ -99,8 +92,7 @@ class TextStage(beam.PTransform):
         text = config_from_dict(self.config_dict).text
         checked = (records
                    | "BatchTexts" >> beam.BatchElements(min_batch_size=1, max_batch_size=text.batch_size)
-                   | "CheckTexts" >> beam.ParDo(CheckTexts(self.config_dict, count_passed=not text.max_repeats))
-                   .with_outputs(REJECTED, main="kept"))
+                   | "CheckTexts" >> beam.ParDo(CheckTexts(self.config_dict)).with_outputs(REJECTED, main="kept"))
         if not text.max_repeats:
             return {"kept": checked["kept"], REJECTED: checked[REJECTED]}
         repeats = checked["kept"] | "RepeatedTexts" >> DropRepeatedTexts(text.max_repeats)

@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 from skimage import data as photos
 
+from filters.clip_config import ClipConfig
 from filters.clip_model import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     ClipModelError,
-    ClipSpec,
     cpu_has_native_bf16,
     export_local_dir,
     load_clip,
@@ -42,7 +42,7 @@ def tiny_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_dir):
-    return load_clip(ClipSpec(model=tiny_dir, device="cpu", precision="fp32"))
+    return load_clip(ClipConfig(model=tiny_dir, device="cpu", precision="fp32"))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_local_dir_without_weights_loads_random_and_says_so(tmp_path):
     torch.manual_seed(1)
     name = export_local_dir(open_clip.CLIP(**TINY), TINY, str(tmp_path))
     (tmp_path / WEIGHTS_FILE).unlink()
-    loaded = load_clip(ClipSpec(model=name, device="cpu"))
+    loaded = load_clip(ClipConfig(model=name, device="cpu"))
     assert loaded.weights is None and "no weights file" in loaded.problem
 
 
@@ -135,17 +135,17 @@ def test_pretrained_tag_unreachable_falls_back_to_a_random_model(monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # this machine is offline
-    loaded = load_clip(ClipSpec(model="ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu"))
+    loaded = load_clip(ClipConfig(model="ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu"))
     assert loaded.weights is None
     assert "ViT-B-32/laion2b_s34b_b79k unavailable" in loaded.problem
     assert ClipScorer(loaded, batch_size=2).embed_texts(["a dog"]).shape == (1, 512)
 
 
 @pytest.mark.parametrize("spec, message", [
-    (ClipSpec(model="ViT-Nonexistent-99"), "unknown open_clip model"),
-    (ClipSpec(model="ViT-B-32", pretrained="/no/such/weights.pt"), "weights file not found"),
-    (ClipSpec(model="local-dir:/no/such/folder"), "no open_clip_config.json"),
-    (ClipSpec(model="ViT-B-32", precision="int3"), "clip precision 'int3'"),
+    (ClipConfig(model="ViT-Nonexistent-99"), "unknown open_clip model"),
+    (ClipConfig(model="ViT-B-32", pretrained="/no/such/weights.pt"), "weights file not found"),
+    (ClipConfig(model="local-dir:/no/such/folder"), "no open_clip_config.json"),
+    (ClipConfig(model="ViT-B-32", precision="int3"), "clip precision 'int3'"),
 ])
 def test_bad_model_settings_say_what_is_wrong(spec, message):
     with pytest.raises(ClipModelError, match=message):
@@ -163,7 +163,7 @@ def test_precision_auto_on_cpu_follows_the_hardware():
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_fast_cpu_paths_stay_within_001_of_fp32(tiny_dir, tiny, images, precision):
     exact = ClipScorer(tiny, batch_size=4).score(images, TEXTS).scores
-    fast = load_clip(ClipSpec(model=tiny_dir, device="cpu", precision=precision))
+    fast = load_clip(ClipConfig(model=tiny_dir, device="cpu", precision=precision))
     assert fast.precision == precision
     found = ClipScorer(fast, batch_size=4).score(images, TEXTS).scores
     assert found.dtype == np.float32

@@ -16,8 +16,9 @@ from PIL import Image
 from skimage import data as photos
 
 from crawl.serve import LocalServer, Route
+from filters.clip_config import ClipConfig
 from filters.clip_grounding import PROMPT, top_labels
-from filters.clip_model import WEIGHTS_FILE, ClipSpec, export_local_dir, load_clip
+from filters.clip_model import WEIGHTS_FILE, export_local_dir, load_clip
 from filters.clip_score import ClipScorer
 from pipeline.stages import shard_of
 
@@ -85,7 +86,7 @@ def test_scores_and_embeddings_of_every_sample(tmp_path, tiny_model):
     assert stats["clip"]["filtering"] and stats["clip"]["weights"] and stats["clip"]["precision"] == "fp32"
     assert "fp32 on cpu: pairs under -1.0 dropped" in (tmp_path / "all" / "report.html").read_text()
     # what CLIP saw is the written image: scoring it again gives the stored score and vectors
-    scorer = ClipScorer(load_clip(ClipSpec(model=tiny_model, device="cpu", precision="fp32")), batch_size=4)
+    scorer = ClipScorer(load_clip(ClipConfig(model=tiny_model, device="cpu", precision="fp32")), batch_size=4)
     samples = tar_samples(tmp_path / "all")
     images = [Image.open(io.BytesIO(samples[r["key"]]["jpg"])).convert("RGB") for r in rows]
     expected = scorer.score(images, [r["caption"] for r in rows])
@@ -146,12 +147,12 @@ def test_the_top_fraction_keeps_exactly_the_best_of_the_whole_run(tmp_path, tiny
     assert (top["in"], top["passed"], top["rejected"]) == (8, 3, 5) and stats["check"]["ok"]
     funnel = [e["stage"] for e in stats["funnel"]]
     assert funnel.index("clip") < funnel.index("clip_top") < funnel.index("image_dedup")
-    summary = stats["clip"]["top_fraction"]
+    summary = stats["clip_top"]
     assert (summary["scored"], summary["keep"]) == (8, 3)
     assert summary["cut"] == pytest.approx(scores[best[2]], abs=1e-7)
     assert "the top 0.3 kept: 3 of 8 pairs" in (tmp_path / "top" / "report.html").read_text()
 
-    assert again["check"]["ok"] and again["clip"]["top_fraction"] == summary  # the resumed run: same cut
+    assert again["check"]["ok"] and again["clip_top"] == summary  # the resumed run: same cut
     assert sorted(r["caption"] for r in shard_rows(tmp_path / "top")) == sorted(best[:3])
 
 
@@ -178,7 +179,7 @@ def test_grounding_keeps_the_pairs_whose_caption_names_a_top_label(tmp_path, tin
     run_with(tmp_path, "all", photo_jpegs(), CAPTIONS, *base)
     rows = shard_rows(tmp_path / "all")
     # the expected labels, from the written images with the same weights and prompts
-    scorer = ClipScorer(load_clip(ClipSpec(model=tiny_model, device="cpu", precision="fp32")), batch_size=3)
+    scorer = ClipScorer(load_clip(ClipConfig(model=tiny_model, device="cpu", precision="fp32")), batch_size=3)
     samples = tar_samples(tmp_path / "all")
     images = scorer.embed_images([Image.open(io.BytesIO(samples[r["key"]]["jpg"])).convert("RGB") for r in rows])
     expected = dict(zip((r["caption"] for r in rows),
@@ -208,7 +209,7 @@ def test_a_model_without_weights_scores_but_drops_nothing(tmp_path):
     rows = shard_rows(tmp_path / "random")
     assert len(rows) == 4 and all(r["clip_score"] is not None and len(r["clip_labels"]) == 10 for r in rows)
     assert stats["clip"]["filtering"] is False and "no weights file" in stats["clip"]["problem"]
-    assert stats["clip"]["min_score"] is None and stats["clip"]["top_fraction"]["cut"] is None
+    assert stats["clip"]["min_score"] is None and stats["clip_top"]["cut"] is None
     assert "CLIP local-dir:" in (tmp_path / "random" / "report.html").read_text()
     assert "NO WEIGHTS" in (tmp_path / "random" / "report.html").read_text()
 

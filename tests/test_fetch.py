@@ -16,12 +16,13 @@ import brotli
 import pytest
 
 from crawl import fetch as fetch_module
+from crawl.download_config import DownloadConfig
 from crawl.fetch import Fetcher
 from crawl.netguard import connect_target, parse_connect_to, refusal_reason
 from crawl.robots import RobotsPolicy, parse_robots_txt, x_robots_tag_disallows
 from crawl.serve import LocalServer, Route
 from filters.record import Dropped
-from pipeline.config import ConfigError, DownloadConfig
+from filters.settings import ConfigError
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.funnel import check_funnel, counter_name, funnel_from_counters
+from pipeline.funnel import check_funnel, funnel_from_counters
+from pipeline.metrics import counter_name
 
 
 def counters(**stages):

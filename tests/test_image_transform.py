@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, ImageOps
 
+from filters.image_config import ImageConfig, ResizeConfig
 from filters.image_probe import probe_image
 from filters.image_rules import check_image_rules
 from filters.image_transform import UPRIGHT, EncodedImage, plan_resize, transform_image
 from filters.record import Dropped
-from pipeline.config import ImageConfig, ResizeConfig
 
 from conftest import REALDATA
 
@@ -38,7 +38,7 @@ BROKEN_DESPITE_TSV = {"pillow/broken_data_stream.png", "pillow/truncated_end_chu
 def pipeline(data: bytes, resize: ResizeConfig | None = None) -> EncodedImage:
     """probe -> rules (PERMISSIVE) -> transform, as the image stage chains them."""
     info = probe_image(data)
-    check_image_rules(info, PERMISSIVE)
+    assert check_image_rules(info, PERMISSIVE) is None
     return transform_image(data, info, resize or ResizeConfig(), max_pixels=PERMISSIVE.max_pixels)
 
 
@@ -73,10 +73,9 @@ def test_every_file_passes_or_is_rejected_with_a_reason(realdata, row):
     except Dropped as dropped:
         assert stage in ("probe", "probe/rules") and dropped.reason in reasons, dropped
         return
-    try:
-        check_image_rules(info, PERMISSIVE)
-    except Dropped as dropped:
-        assert stage == "probe/rules" and dropped.reason in reasons, dropped
+    verdict = check_image_rules(info, PERMISSIVE)
+    if verdict:
+        assert stage == "probe/rules" and verdict[0] in reasons, verdict
         return
     assert stage in ("transform", "passed"), f"expected a reject at {stage}"
     try:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from crawl.serve import LocalServer, Route
 
-from pipeline_helpers import jpeg, run_local, shard_rows
+from pipeline_helpers import jpeg, run_local, shard_rows, tar_samples
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBDATASET_1 = Path(os.environ.get("ALTCAP_WEBDATASET1", ROOT / ".venv" / "webdataset-1"))
@@ -88,3 +88,17 @@ def test_an_altcap_output_folder_is_an_input_too(output, tmp_path):
     again = {r["caption"]: r for r in shard_rows(tmp_path / "again")}
     assert set(again) == {r["caption"] for r in shard_rows(output)}
     assert stats["funnel"][0]["in"] == 6
+
+
+def test_the_reader_gives_every_sample_with_its_metadata_and_needs_no_beam(output):
+    code = ("import json, sys; from dataset import read_samples; "
+            "rows = [[s['key'], s['caption'], s['meta']['url'], s['image_ext'], len(s['image'])] "
+            "for s in read_samples(sys.argv[1])]; "
+            "print(json.dumps({'beam': 'apache_beam' in sys.modules, 'rows': rows}))")
+    done = subprocess.run([sys.executable, "-c", code, str(output)], capture_output=True, text=True, check=True,
+                          cwd=ROOT)
+    found = json.loads(done.stdout)
+    assert found["beam"] is False
+    images = {key: files["jpg"] for key, files in tar_samples(output).items()}
+    assert sorted(found["rows"]) == sorted([r["key"], r["caption"], r["url"], "jpg", len(images[r["key"]])]
+                                           for r in shard_rows(output))

@@ -58,10 +58,11 @@ REJECT_SCHEMA = pa.schema([
 ])
 
 
-def embedding_schema(dimension: int) -> pa.Schema:
-    """Per-shard CLIP embeddings: one row per sample, float16, joined to the samples by key."""
-    vector = pa.list_(pa.float16(), dimension)
-    return pa.schema([("key", pa.string()), ("image_embedding", vector), ("text_embedding", vector)])
+def side_schema(columns: tuple[str, ...], dtype: str, dimension: int) -> pa.Schema:
+    """A side file's columns: the sample key and one fixed-size vector per column name."""
+    vector = pa.list_(pa.from_numpy_dtype(dtype), dimension)
+    return pa.schema([("key", pa.string())] + [(name, vector) for name in columns])
+
 
 _RENAMED = {"url": "image_url"}  # output column -> record field
 

@@ -1,0 +1,93 @@
+"""Read a finished output folder: its samples with their metadata, caption, image and side-file
+vectors, by key, shard by shard.
+
+    from dataset import read_samples
+    for sample in read_samples("out/"):
+        sample["key"], sample["caption"], sample["image"], sample["meta"]["clip_score"]
+        sample["embeddings"]["image_embedding"]   # when the run wrote embeddings
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from typing import Iterator
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from dataset import fileio
+from dataset.layout import SIDE_FILES, SideFile, shard_ids, shard_paths
+
+
+def read_rows(path: str) -> list[dict]:
+    with fileio.open_read(path) as stream:
+        return pq.read_table(stream).to_pylist()
+
+
+def column_if_any(path: str, column: str) -> list:
+    """One column of a shard's parquet or reject file; empty when the file is not there."""
+    if not fileio.exists(path):
+        return []
+    with fileio.open_read(path) as stream:
+        return pq.read_table(stream, columns=[column]).column(column).to_pylist()
+
+
+def load_stats(path: str) -> dict | None:
+    """A shard's stats marker; None when it is missing or torn (the shard is then not done)."""
+    if not fileio.exists(path):
+        return None
+    try:
+        return json.loads(fileio.read_bytes(path))
+    except ValueError:
+        return None
+
+
+def read_side(path: str, side: SideFile) -> dict[str, dict[str, np.ndarray]]:
+    """key -> {column: vector} of one shard's side file; empty when the shard has none."""
+    if not fileio.exists(path):
+        return {}
+    with fileio.open_read(path) as stream:
+        data = pq.read_table(stream)
+    columns = {}
+    for name in side.columns:
+        vectors = data.column(name).combine_chunks()
+        columns[name] = vectors.flatten().to_numpy(zero_copy_only=False).reshape(len(vectors), -1)
+    return {key: {name: columns[name][n] for name in side.columns}
+            for n, key in enumerate(data.column("key").to_pylist())}
+
+
+def read_shard(out_dir: str, shard_id: int) -> Iterator[dict]:
+    """The samples of one shard in shard order: ``key``, ``meta`` (the parquet row), ``caption``
+    (the .txt), ``image`` (bytes), ``image_ext``, and one dict of vectors per side file it has."""
+    paths = shard_paths(out_dir, shard_id)
+    rows = {row["key"]: row for row in read_rows(paths["parquet"])}
+    sides = {side.folder: read_side(paths[side.folder], side) for side in SIDE_FILES}
+    members: dict[str, bytes] = {}
+    current = None
+    with fileio.open_read(paths["tar"]) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            key, _, ext = member.name.partition(".")
+            if key != current and current is not None:
+                yield _sample(current, members, rows, sides)
+                members = {}
+            current = key
+            members[ext] = tar.extractfile(member).read()
+    if current is not None:
+        yield _sample(current, members, rows, sides)
+
+
+def _sample(key: str, members: dict[str, bytes], rows: dict, sides: dict) -> dict:
+    image_ext = next(ext for ext in members if ext not in ("txt", "json"))
+    sample = {"key": key, "meta": rows[key], "caption": members["txt"].decode("utf-8"),
+              "image": members[image_ext], "image_ext": image_ext}
+    for folder, vectors in sides.items():
+        if key in vectors:
+            sample[folder] = vectors[key]
+    return sample
+
+
+def read_samples(out_dir: str) -> Iterator[dict]:
+    """Every sample of a finished output folder, shard by shard (see ``read_shard``)."""
+    for shard_id in shard_ids(out_dir):
+        yield from read_shard(out_dir, shard_id)

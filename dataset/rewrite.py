@@ -1,0 +1,65 @@
+"""Drop samples from a written shard, idempotently: the whole-run passes (concept cut, CLIP top
+fraction, image dedup) use this.
+
+The reject rows are written first, under the pass's own file, and the shard is then rewritten
+without every key in that file (tar, parquet and side files), so a killed run that starts again
+finishes the pass. Samples already in the file are not judged again.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dataset import fileio
+from dataset.layout import SIDE_FILES, shard_paths
+from dataset.reader import read_rows
+from dataset.schema import REJECT_SCHEMA, SAMPLE_SCHEMA
+from dataset.writer import write_parquet, write_table
+
+
+def _rewrite_tar(path: str, drop: set[str]) -> None:
+    with fileio.open_read(path) as source, fileio.atomic_write(path) as target:
+        with tarfile.open(fileobj=source, mode="r|") as reader, \
+                tarfile.open(fileobj=target, mode="w|", format=tarfile.USTAR_FORMAT) as writer:
+            for member in reader:
+                if member.name.partition(".")[0] in drop:
+                    continue
+                data = reader.extractfile(member).read() if member.isfile() else None
+                writer.addfile(member, io.BytesIO(data) if data is not None else None)
+
+
+def _rewrite_side_file(path: str, drop: set[str]) -> None:
+    with fileio.open_read(path) as stream:
+        vectors = pq.read_table(stream)
+    keep = pa.array([key not in drop for key in vectors.column("key").to_pylist()], pa.bool_())
+    if not pc.all(keep).as_py():
+        write_table(path, vectors.filter(keep))
+
+
+def drop_from_shard(out_dir: str, shard_id: int, rejects_path: str,
+                    judge: Callable[[list[dict]], list[dict]]) -> int:
+    """Reject what ``judge`` (samples not yet judged -> reject rows) picks, then rewrite the shard
+    without every sample in ``rejects_path``; returns how many that file holds."""
+    paths = shard_paths(out_dir, shard_id)
+    samples = read_rows(paths["parquet"])
+    existing = read_rows(rejects_path) if fileio.exists(rejects_path) else []
+    judged = {row["key"] for row in existing}
+    fresh = judge([sample for sample in samples if sample["key"] not in judged])
+    if fresh:
+        existing += fresh
+        write_parquet(rejects_path, existing, REJECT_SCHEMA)
+    dropped = {row["key"] for row in existing}
+    kept = [row for row in samples if row["key"] not in dropped]
+    if len(kept) < len(samples):
+        _rewrite_tar(paths["tar"], dropped)
+        write_parquet(paths["parquet"], kept, SAMPLE_SCHEMA)
+    for side in SIDE_FILES:  # each checked on its own: a killed rewrite may have left one behind
+        if dropped and fileio.exists(paths[side.folder]):
+            _rewrite_side_file(paths[side.folder], dropped)
+    return len(existing)

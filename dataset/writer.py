@@ -1,0 +1,95 @@
+"""Write one shard: samples stream into a WebDataset tar while their parquet rows, rejects and
+side-file vectors are collected; ``commit`` writes those files and then the stats marker."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataset import fileio
+from dataset.layout import SideFile
+from dataset.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, reject_row, sample_row, side_schema, table
+from filters.record import is_rejected
+
+TAR_MTIME = 0  # fixed member times keep shards byte-identical between runs
+
+
+def final_caption(record: dict) -> str:
+    """The caption a sample's .txt holds: the hypernymized rewrite when that step ran."""
+    return record.get("caption_hypernymized", record.get("caption")) or ""
+
+
+def tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = TAR_MTIME
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_table(path: str, data: pa.Table) -> None:
+    with fileio.atomic_write(path) as stream:
+        pq.write_table(data, stream, compression="zstd")
+
+
+def write_parquet(path: str, rows: list[dict], schema: pa.Schema) -> None:
+    write_table(path, table(rows, schema))
+
+
+def side_table(side: SideFile, rows: list[tuple]) -> pa.Table:
+    """(key, vector, ...) rows as the side file's parquet table."""
+    dimension = len(rows[0][1])
+    arrow_type = pa.from_numpy_dtype(side.dtype)
+
+    def vectors(column: int) -> pa.Array:
+        flat = np.concatenate([row[column] for row in rows]).astype(side.dtype)
+        return pa.FixedSizeListArray.from_arrays(pa.array(flat, arrow_type), dimension)
+
+    keys = pa.array([row[0] for row in rows], pa.string())
+    return pa.Table.from_arrays([keys] + [vectors(n + 1) for n in range(len(side.columns))],
+                                schema=side_schema(side.columns, side.dtype, dimension))
+
+
+class ShardWriter:
+    """Streams samples into a WebDataset tar and collects parquet rows; commits atomically."""
+
+    def __init__(self, paths: dict, side_files: tuple[SideFile, ...] = ()):
+        self.paths = paths
+        self.samples: list[dict] = []
+        self.rejects: list[dict] = []
+        self.side_rows: dict[SideFile, list[tuple]] = {side: [] for side in side_files}
+        self._tar_context = fileio.atomic_write(paths["tar"])
+        self._tar = tarfile.open(fileobj=self._tar_context.__enter__(), mode="w|",
+                                 format=tarfile.USTAR_FORMAT)
+
+    def add(self, outcome: dict) -> None:
+        if is_rejected(outcome):
+            self.rejects.append(reject_row(outcome))
+            return
+        row = sample_row(outcome)
+        key = outcome["key"]
+        tar_member(self._tar, f"{key}.{outcome['image_ext']}", outcome["image_bytes"])
+        tar_member(self._tar, f"{key}.txt", final_caption(outcome).encode("utf-8"))
+        tar_member(self._tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode("utf-8"))
+        self.samples.append(row)
+        for side, rows in self.side_rows.items():
+            if side.field in outcome:
+                rows.append((key, *outcome[side.field]))
+
+    def commit(self, stats: dict) -> None:
+        self._tar.close()
+        self._tar_context.__exit__(None, None, None)
+        write_parquet(self.paths["parquet"], self.samples, SAMPLE_SCHEMA)
+        write_parquet(self.paths["rejects"], self.rejects, REJECT_SCHEMA)
+        for side, rows in self.side_rows.items():
+            if rows:
+                write_table(self.paths[side.folder], side_table(side, rows))
+        fileio.write_bytes(self.paths["stats"], json.dumps(stats, indent=1).encode())
+
+    def abort(self, err: BaseException) -> None:
+        self._tar_context.__exit__(type(err), err, err.__traceback__)

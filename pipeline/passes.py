@@ -1,0 +1,27 @@
+"""The whole-run passes, in the order they run (the contract: ``pipeline.whole_run_pass``).
+
+The concept cut counts hypernyms first; the CLIP top fraction then cuts among the captions that
+stay; image dedup runs last, so it never keeps a copy that a cut drops. The funnel's order, what
+each pass re-reads on a resume, the reject and summary files and what ``--overwrite`` deletes all
+follow this list. Adding a pass: its module and one entry here."""
+
+from __future__ import annotations
+
+from pipeline.clip_top import TopFractionCut
+from pipeline.concept_cut import ConceptFrequencyCut
+from pipeline.image_dedup import ImageDedup
+
+PASSES = (
+    ConceptFrequencyCut,
+    TopFractionCut,
+    ImageDedup,
+)
+
+
+def apply_passes(shard_samples, config, out_dir: str):
+    """The enabled passes applied in order to (shard id, samples) pairs."""
+    for index, each in enumerate(PASSES):
+        if each.enabled(config):
+            rereads = tuple(later.rejects for later in PASSES[index:])
+            shard_samples = shard_samples | each.stage >> each(config, out_dir, rereads)
+    return shard_samples
