@@ -13,6 +13,7 @@ the right format and no meaning, and the stage must not filter on them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -111,6 +112,14 @@ def check_clip_model(spec: ClipConfig) -> tuple[torch.device, str]:
     return device, precision
 
 
+@contextlib.contextmanager
+def _open_clip_errors(name: str):
+    try:
+        yield
+    except (OSError, RuntimeError, ValueError, KeyError) as err:
+        raise ClipModelError(f"cannot load CLIP model {name!r}: {err}") from err
+
+
 def load_clip(spec: ClipConfig) -> LoadedClip:
     """The model in eval mode on its device, with its preprocessing and tokenizer."""
     import open_clip
@@ -119,7 +128,8 @@ def load_clip(spec: ClipConfig) -> LoadedClip:
     name, pretrained = spec.model, spec.pretrained
     weights: str | None = None
     problem = ""
-    try:
+    with torch.random.fork_rng(devices=[]), _open_clip_errors(name):
+        torch.manual_seed(0)  # a model without weights scores the same in every worker and run
         if name.startswith(LOCAL_DIR):
             folder = name[len(LOCAL_DIR):]
             weights = folder if _has_weights(folder) else None
@@ -139,8 +149,6 @@ def load_clip(spec: ClipConfig) -> LoadedClip:
                 reason = str(err).split(". ")[0][:300]  # open_clip's first sentence names the file
                 problem = f"weights {name}/{pretrained} unavailable ({type(err).__name__}: {reason})"
         tokenizer = open_clip.get_tokenizer(name)
-    except (OSError, RuntimeError, ValueError, KeyError) as err:
-        raise ClipModelError(f"cannot load CLIP model {name!r}: {err}") from err
     model = _with_precision(model.eval(), precision)
     return LoadedClip(model, preprocess, tokenizer, device, precision, weights, problem)
 
