@@ -126,14 +126,14 @@ def read_parquet(stream, *, source: str, url_column: str = "auto",
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(stream)
+        parquet = pq.ParquetFile(stream, pre_buffer=False)  # no pool threads: see dataset.reader.read_parquet
     except Exception as err:  # pyarrow raises several types for a file that isn't parquet
         raise ListFormatError(f"{source}: not a readable parquet file ({err})") from None
     names = parquet.schema_arrow.names
     url_name = pick_column(names, url_column, URL_NAMES, "image URL", source)
     caption_name = pick_column(names, caption_column, CAPTION_NAMES, "caption", source)
     number = 0
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=[url_name, caption_name]):
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=[url_name, caption_name], use_threads=False):
         urls = batch.column(0).to_pylist()
         captions = batch.column(1).to_pylist()
         for url, caption in zip(urls, captions):

@@ -14,23 +14,32 @@ import tarfile
 from typing import Iterator
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataset import fileio
 from dataset.layout import SIDE_FILES, SideFile, shard_ids, shard_paths
 
 
-def read_rows(path: str) -> list[dict]:
+def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
+    """A parquet file's table, read wholly on this thread.
+
+    Not ``pq.read_table(stream)``: with a Python stream, pyarrow's pool threads can drop the last
+    reference to the stream (or to buffers it returned) after the call returns; when that happens
+    while the interpreter exits, the thread dies inside a C++ destructor and the process aborts
+    ("terminate called without an active exception", exit -6; apache/arrow#39162). Without
+    threads or pre-buffering every such reference is released here."""
     with fileio.open_read(path) as stream:
-        return pq.read_table(stream).to_pylist()
+        return pq.ParquetFile(stream, pre_buffer=False).read(columns=columns, use_threads=False)
+
+
+def read_rows(path: str) -> list[dict]:
+    return read_parquet(path).to_pylist()
 
 
 def column_if_any(path: str, column: str) -> list:
     """One column of a shard's parquet or reject file; empty when the file is not there."""
-    if not fileio.exists(path):
-        return []
-    with fileio.open_read(path) as stream:
-        return pq.read_table(stream, columns=[column]).column(column).to_pylist()
+    return read_parquet(path, [column]).column(column).to_pylist() if fileio.exists(path) else []
 
 
 def load_stats(path: str) -> dict | None:
@@ -47,8 +56,7 @@ def read_side(path: str, side: SideFile) -> dict[str, dict[str, np.ndarray]]:
     """key -> {column: vector} of one shard's side file; empty when the shard has none."""
     if not fileio.exists(path):
         return {}
-    with fileio.open_read(path) as stream:
-        data = pq.read_table(stream)
+    data = read_parquet(path)
     columns = {}
     for name in side.columns:
         vectors = data.column(name).combine_chunks()

@@ -14,11 +14,10 @@ from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from dataset import fileio
 from dataset.layout import SIDE_FILES, shard_paths
-from dataset.reader import read_rows
+from dataset.reader import read_parquet, read_rows
 from dataset.schema import REJECT_SCHEMA, SAMPLE_SCHEMA
 from dataset.writer import write_parquet, write_table
 
@@ -35,8 +34,7 @@ def _rewrite_tar(path: str, drop: set[str]) -> None:
 
 
 def _rewrite_side_file(path: str, drop: set[str]) -> None:
-    with fileio.open_read(path) as stream:
-        vectors = pq.read_table(stream)
+    vectors = read_parquet(path)
     keep = pa.array([key not in drop for key in vectors.column("key").to_pylist()], pa.bool_())
     if not pc.all(keep).as_py():
         write_table(path, vectors.filter(keep))

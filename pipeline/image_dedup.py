@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Callable
 
 import apache_beam as beam
-import pyarrow.parquet as pq
 
 from dataset import fileio
 from dataset.layout import pass_rejects, shard_paths
+from dataset.reader import read_parquet
 from pipeline.whole_run_pass import WholeRunPass
 
 
@@ -28,8 +28,7 @@ def losers_of(entries: list[tuple[str, int]]) -> list[tuple[int, tuple[str, str]
 
 def shard_hashes(out_dir: str, shard_id: int) -> list[tuple[str, str]]:
     """(sha256, key) of every sample currently in a shard, read from its parquet."""
-    with fileio.open_read(shard_paths(out_dir, shard_id)["parquet"]) as stream:
-        columns = pq.read_table(stream, columns=["sha256", "key"])
+    columns = read_parquet(shard_paths(out_dir, shard_id)["parquet"], ["sha256", "key"])
     return list(zip(columns.column("sha256").to_pylist(), columns.column("key").to_pylist()))
 
 

@@ -10,9 +10,8 @@ import html
 import tarfile
 from collections import Counter, defaultdict
 
-import pyarrow.parquet as pq
-
 from dataset import fileio
+from dataset.reader import read_parquet
 
 SAMPLES_SHOWN = 24
 REJECT_EXAMPLES = 3
@@ -48,8 +47,7 @@ def _thumbnails(shard_tars: list[str]) -> list[tuple[str, str, str]]:
 def _size_histogram(shard_parquets: list[str]) -> Counter:
     bins: Counter = Counter()
     for path in shard_parquets:
-        with fileio.open_read(path) as stream:
-            table = pq.read_table(stream, columns=["original_width", "original_height"])
+        table = read_parquet(path, ["original_width", "original_height"])
         for width, height in zip(table.column(0).to_pylist(), table.column(1).to_pylist()):
             side = min(width or 0, height or 0)
             bins[next(f"{lo}-{hi - 1}" if hi < 10**9 else f">={lo}"
@@ -60,9 +58,7 @@ def _size_histogram(shard_parquets: list[str]) -> Counter:
 def _reject_examples(reject_files: list[str]) -> dict[tuple[str, str], list[dict]]:
     examples: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for path in reject_files:
-        with fileio.open_read(path) as stream:
-            rows = pq.read_table(stream, columns=["stage", "reason", "url", "caption",
-                                                  "detail"]).to_pylist()
+        rows = read_parquet(path, ["stage", "reason", "url", "caption", "detail"]).to_pylist()
         for row in rows:
             bucket = examples[(row["stage"], row["reason"])]
             if len(bucket) < REJECT_EXAMPLES:
