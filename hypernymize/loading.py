@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hypernymize.config import HypernymizeConfig
 from hypernymize.gazetteer import Gazetteer, merged
 from hypernymize.geonames_source import GeoNamesSource
 from hypernymize.rewriter import Hypernymizer
@@ -10,8 +11,8 @@ from hypernymize.wikidata_kb import WikidataKb
 from hypernymize.wordnet_source import WordNetSource
 
 
-def load_hypernymizer(*, kb: str | None = None, min_population: int = 15000, wordnet_root: str | None = None,
-                      spacy_model: str | None = None, **options) -> Hypernymizer:
+def load_hypernymizer(*, kb: str | None = None, min_population: int = HypernymizeConfig.min_population,
+                      wordnet_root: str | None = None, spacy_model: str | None = None, **options) -> Hypernymizer:
     """Sources in priority order: a Wikidata KB folder when given, GeoNames, WordNet. The names
     GeoNames and WordNet know are merged into one in-memory gazetteer; the KB is looked up in
     place (memory-mapped). ``spacy_model``: "auto" (en_core_web_sm when installed), a model name

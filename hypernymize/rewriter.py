@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from hypernymize.config import HypernymizeConfig
 from hypernymize.gazetteer import Gazetteer, Token, tokenize
 from hypernymize.knowledge import PERSON, PLACE, THING, Hypernym, KnowledgeSource
 from hypernymize.spacy_tagger import DROPPED_LABELS, SpacyTagger, TaggedSpan
@@ -101,12 +102,12 @@ class Hypernymizer:
     """``rewrite(caption)``; ``sources`` in priority order; ``gazetteer``: name -> the source that
     knows it (``gazetteer.merged``), over the sources held in memory; ``tagger``: optional spaCy NER."""
 
-    def __init__(self, sources: list[KnowledgeSource], gazetteer: Gazetteer, *, mode: str = "hypernym",
-                 style: str = "plain", min_words: int = 3, reject_unresolved: bool = True,
-                 tagger: SpacyTagger | None = None):
-        if mode not in ("hypernym", "person-mask"):
+    def __init__(self, sources: list[KnowledgeSource], gazetteer: Gazetteer, *, mode: str = HypernymizeConfig.mode,
+                 style: str = HypernymizeConfig.style, min_words: int = HypernymizeConfig.min_words,
+                 reject_unresolved: bool = HypernymizeConfig.reject_unresolved, tagger: SpacyTagger | None = None):
+        if mode not in HypernymizeConfig.CHOICES["mode"]:
             raise ValueError(f"unknown hypernymization mode {mode!r}")
-        if style not in ("plain", "cc3m"):
+        if style not in HypernymizeConfig.CHOICES["style"]:
             raise ValueError(f"unknown caption style {style!r}")
         self.sources = sources
         self.gazetteer = gazetteer

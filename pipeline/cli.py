@@ -17,6 +17,7 @@ import logging
 import sys
 
 from filters.text_presets import PRESETS
+from hypernymize.config import HypernymizeConfig
 from pipeline.config import ConfigError, load_config
 
 
@@ -92,11 +93,11 @@ def parser() -> argparse.ArgumentParser:
                                                   "did; writes one JSON line per caption")
     hyp.add_argument("file", metavar="FILE|-", help="UTF-8 text, one caption per line; - reads stdin")
     hyp.add_argument("--kb", metavar="KB", help="a Wikidata KB folder (altcap kb build)")
-    hyp.add_argument("--mode", choices=["hypernym", "person-mask"], default="hypernym")
-    hyp.add_argument("--style", choices=["plain", "cc3m"], default="plain")
-    hyp.add_argument("--min-population", type=int, default=15000, metavar="N",
-                     help="GeoNames cities from this many people (default 15000)")
-    hyp.add_argument("--spacy-model", default="auto", metavar="NAME|DIR",
+    hyp.add_argument("--mode", choices=sorted(HypernymizeConfig.CHOICES["mode"]), default=HypernymizeConfig.mode)
+    hyp.add_argument("--style", choices=sorted(HypernymizeConfig.CHOICES["style"]), default=HypernymizeConfig.style)
+    hyp.add_argument("--min-population", type=int, default=HypernymizeConfig.min_population, metavar="N",
+                     help=f"GeoNames cities from this many people (default {HypernymizeConfig.min_population})")
+    hyp.add_argument("--spacy-model", default=HypernymizeConfig.spacy_model, metavar="NAME|DIR",
                      help="spaCy NER to help find entities: auto (en_core_web_sm when installed; the "
                           "default), off, a model name or a folder nlp.to_disk wrote")
     return top
