@@ -8,11 +8,16 @@ run never leaves a half-written shard under its final name.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import glob
+import gzip
+import io
+import lzma
 import os
 import shutil
 import uuid
+import zlib
 
 
 def is_remote(path: str) -> bool:
@@ -51,6 +56,71 @@ def open_read(path: str):
     from apache_beam.io.filesystem import CompressionTypes
 
     return _filesystems().open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+class _Inflated(io.RawIOBase):
+    """A zlib stream (``.deflate``, as Beam writes it) decompressed while read."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self._inflate = zlib.decompressobj()
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending and not self._inflate.eof:
+            chunk = self._raw.read(1 << 16)
+            if not chunk:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            self._pending = self._inflate.decompress(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size], self._pending = self._pending[:size], self._pending[size:]
+        return size
+
+
+class _Decompressed(io.RawIOBase):
+    """The decompressed bytes of ``raw``; closing it closes both streams."""
+
+    def __init__(self, stream, raw):
+        self._stream = stream
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._stream.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close()
+            self._raw.close()
+        super().close()
+
+
+def _zstd(raw):
+    import zstandard
+
+    return zstandard.ZstdDecompressor().stream_reader(raw)
+
+
+DECOMPRESSORS = {
+    ".gz": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
+    ".bz2": bz2.BZ2File,
+    ".xz": lzma.LZMAFile,
+    ".zst": _zstd,
+    ".deflate": _Inflated,
+}
+
+
+def open_decompressed(path: str):
+    """A binary stream of the file's contents, with .gz/.bz2/.xz/.zst/.deflate undone by its
+    extension: a proper ``io`` stream that ``io.TextIOWrapper`` and ``csv`` read."""
+    raw = open_read(path)
+    decompress = DECOMPRESSORS.get(os.path.splitext(path)[1].lower())
+    return io.BufferedReader(_Decompressed(decompress(raw), raw)) if decompress else raw
 
 
 def read_bytes(path: str) -> bytes:

@@ -35,13 +35,16 @@ def _user_errors() -> tuple[type[Exception], ...]:
             LexiconError, KbError, SpacyModelError, OSError)
 
 
+QUIET = ("apitools not found", "StaleShardError")
+
+
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("altcap").setLevel(logging.DEBUG if verbose else logging.INFO)
     if not verbose:  # Beam relays every worker's start-up chatter; keep the run's own lines
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(lambda record: "apitools not found" not in record.getMessage())
+        for handler in logging.getLogger().handlers:  # a stale shard ends the run with one line of its own
+            handler.addFilter(lambda record: not any(noise in record.getMessage() for noise in QUIET))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from crawl.lists import ListFormatError
 from dataset import fileio
 from pipeline.config import Config
 
-COMPRESSION = re.compile(r"\.(gz|bz2|zst|xz|deflate)$")
+COMPRESSION = re.compile("(" + "|".join(map(re.escape, fileio.DECOMPRESSORS)) + ")$")
 KINDS_BY_EXTENSION = [
     (re.compile(r"\.wat$"), "wat"),
     (re.compile(r"\.warc$"), "warc"),
@@ -36,6 +36,10 @@ def kind_from_name(path: str) -> str | None:
         raise InputError(f"{path}: ARC files are not supported; convert them to WARC (e.g. warcio)")
     for pattern, kind in KINDS_BY_EXTENSION:
         if pattern.search(name):
+            codec = path.lower()[len(name):]
+            if kind in ("warc", "wat") and codec not in ("", ".gz"):
+                raise InputError(f"{path}: WARC and WAT files are read plain or gzip-compressed (.warc.gz, as "
+                                 f"Common Crawl publishes them), not {codec}: recompress it with gzip")
             return kind
     return None
 

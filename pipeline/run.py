@@ -31,6 +31,7 @@ from pipeline.inputs import expand_inputs, preflight
 from pipeline.metrics import REJECTED, CountedStage, counters_of
 from pipeline.pages import FetchPages
 from pipeline.report import write_report
+from pipeline.shard_builder import StaleShardError
 from pipeline.sources import PAGES, ReadSource
 from pipeline.stages import URL_DEDUP, AssignShards, BuildShards, UrlDedup
 from pipeline.steps import enabled_steps
@@ -186,8 +187,14 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
 
     pipeline = beam.Pipeline(options=pipeline_options(list(beam_args)))
     build(pipeline, items, config, out_dir)
-    result = pipeline.run()
-    state = result.wait_until_finish()
+    try:
+        result = pipeline.run()
+        state = result.wait_until_finish()
+    except Exception as failure:
+        stale = StaleShardError.found_in(failure)
+        if stale is None:
+            raise
+        raise stale from None
     if state not in (None, PipelineState.DONE):
         raise RuntimeError(f"the pipeline ended in state {state}")
 

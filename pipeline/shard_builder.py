@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,18 @@ PROGRESS_EVERY_S = 10.0
 
 
 class StaleShardError(RuntimeError):
-    """A finished shard on disk was made from other input records than this run assigns it."""
+    """A finished shard on disk was made from other input records than this run assigns it (an
+    input edited in place, its size unchanged). Raised in a worker, it stops the job; the launcher
+    finds it in the runner's failure (``found_in``) and reports it as the user error it is."""
+
+    _tagged_with_step = True  # Beam then re-raises it as it is, without logging a traceback
+
+    @classmethod
+    def found_in(cls, failure: BaseException) -> StaleShardError | None:
+        if isinstance(failure, cls):
+            return failure
+        found = re.search(rf"{cls.__name__}: (.+)", str(failure))
+        return cls(found.group(1)) if found else None
 
 
 def keys_digest(records: Iterable[dict]) -> str:

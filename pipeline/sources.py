@@ -12,8 +12,6 @@ import time
 from typing import Iterator
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from crawl import img2dataset_folder, lists, warc
 from dataset import fileio
@@ -25,11 +23,6 @@ log = logging.getLogger("altcap")
 
 PAGES = "pages"
 PROGRESS_EVERY_S = 10.0
-
-
-def open_decompressed(path: str):
-    """A binary stream of the file, .gz/.bz2/.zst undone by its extension."""
-    return FileSystems.open(path, compression_type=CompressionTypes.AUTO)
 
 
 def _list_options(config: Config) -> dict:
@@ -57,7 +50,7 @@ def _files_layout_records(folder: str) -> Iterator[dict]:
 def iter_source(kind: str, path: str, config: Config) -> Iterator[dict]:
     """Candidate records (passed or rejected) of one input item."""
     if kind in ("warc", "wat"):
-        with fileio.open_read(path) as stream:
+        with fileio.open_read(path) as stream:  # FastWARC reads the gzip members itself
             if kind == "warc":
                 yield from warc.read_warc(stream, source=path,
                                           lazy_attributes=tuple(config.extract.lazy_attributes),
@@ -65,13 +58,13 @@ def iter_source(kind: str, path: str, config: Config) -> Iterator[dict]:
             else:
                 yield from warc.read_wat(stream, source=path)
     elif kind in ("tsv", "csv"):
-        with open_decompressed(path) as stream:
+        with fileio.open_decompressed(path) as stream:
             yield from lists.read_delimited(
                 stream, delimiter="\t" if kind == "tsv" else ",", source=path,
                 header=config.input.header,
                 headerless_columns=tuple(config.input.headerless_columns), **_list_options(config))
     elif kind == "jsonl":
-        with open_decompressed(path) as stream:
+        with fileio.open_decompressed(path) as stream:
             yield from lists.read_jsonl(stream, source=path, **_list_options(config))
     elif kind == "parquet":
         with fileio.open_read(path) as stream:
@@ -87,7 +80,7 @@ def iter_source(kind: str, path: str, config: Config) -> Iterator[dict]:
 
 def read_page_list(path: str) -> Iterator[str]:
     """Page URLs of a ``pages`` input: one per line, blank lines and #comments skipped."""
-    with open_decompressed(path) as stream:
+    with fileio.open_decompressed(path) as stream:
         for line in stream:
             url = line.decode("utf-8", "replace").strip()
             if url and not url.startswith("#"):

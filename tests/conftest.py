@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -19,12 +20,33 @@ def pytest_configure(config):
         raise pytest.UsageError(f"{', '.join(stale)} {filters.STALE_HINT}: the tests would not test them")
 
 
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset's albumentations asks PyPI otherwise
+
+
+def missing(path: Path) -> str:
+    return f"real test data not found at {path} (set ALTCAP_REALDATA or check out ../shared)"
+
+
 def realdata_path(*parts: str) -> Path:
     """Path under ../shared/realdata, or skip the test with a clear message when it is missing."""
     path = REALDATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real test data not found at {path} (set ALTCAP_REALDATA or check out ../shared)")
+        pytest.skip(missing(path))
     return path
+
+
+def realdata_table(*parts: str) -> list[dict]:
+    """The rows of a TSV under ../shared/realdata; none when it is missing (``realdata_cases`` says why)."""
+    path = REALDATA.joinpath(*parts)
+    return list(csv.DictReader(path.open(encoding="utf-8"), delimiter="\t")) if path.exists() else []
+
+
+def realdata_cases(rows: list[dict], *parts: str) -> list:
+    """Parameters over real-data rows, one per row (its ``path`` as id); without the data one
+    parameter that skips and says where the data was looked for, instead of an empty set."""
+    if rows:
+        return [pytest.param(row, id=row["path"]) for row in rows]
+    return [pytest.param(None, id="no-realdata", marks=pytest.mark.skip(reason=missing(REALDATA.joinpath(*parts))))]
 
 
 @pytest.fixture

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
 from PIL import Image
 
+from crawl.serve import LocalServer
 from pipeline.config import load_config
 from pipeline.run import run
 
@@ -22,6 +24,29 @@ PERMISSIVE = [
 ]
 # Text rules that keep every non-empty caption: for tests of the other stages.
 TEXT_RULES_OFF = ["text.preset=laion", "text.min_chars=0", "text.max_repeats=0"]
+
+
+HOST = "photos.altcap.test"
+
+
+class Site:
+    """A local server reached under a fixed host name (``download.connect_to``). Sample keys hash
+    the image URL: with the server's random port in it, keys and so shards would change between
+    runs, and a test that expects a shard would fail on some ports."""
+
+    def __init__(self, server: LocalServer, host: str):
+        self.server = server
+        self.host = host
+        self.connect_to = f'download.connect_to=["{host}:80:127.0.0.1:{server.port}"]'
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}{path}"
+
+
+@contextmanager
+def serve(routes: dict, host: str = HOST):
+    with LocalServer(routes) as server:
+        yield Site(server, host)
 
 
 def local_config(*overrides: str):
@@ -74,3 +99,22 @@ def stats_of(out: Path) -> dict:
 
 def reasons(stats: dict, stage: str) -> dict:
     return next(e["reasons"] for e in stats["funnel"] if e["stage"] == stage)
+
+
+def wat_metadata_record(page_url: str, links: list[dict]) -> bytes:
+    """A WARC metadata record as Common Crawl's WAT files hold them (JSON envelope)."""
+    envelope = {"Container": {"Filename": "test.warc.gz", "Compressed": True, "Offset": "0"},
+                "Envelope": {
+                    "Format": "WARC", "WARC-Header-Length": "0",
+                    "WARC-Header-Metadata": {"WARC-Type": "response", "WARC-Target-URI": page_url},
+                    "Payload-Metadata": {
+                        "Actual-Content-Type": "application/http; msgtype=response",
+                        "HTTP-Response-Metadata": {
+                            "Response-Message": {"Status": "200", "Version": "HTTP/1.1"},
+                            "HTML-Metadata": {"Head": {"Title": "t"}, "Links": links}}}}}
+    body = json.dumps(envelope).encode()
+    head = (f"WARC/1.0\r\nWARC-Type: metadata\r\nWARC-Target-URI: {page_url}\r\n"
+            f"WARC-Date: 2024-05-31T01:17:49Z\r\nWARC-Record-ID: <urn:uuid:3d3f4785-c69a-4f8c-"
+            f"968c-d23302c55ef4>\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    return head + body + b"\r\n\r\n"

@@ -78,14 +78,15 @@ def test_a_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
     import signal
     import time
 
-    from pipeline_helpers import TEXT_RULES_OFF, shard_rows
+    from pipeline_helpers import TEXT_RULES_OFF, serve, shard_rows
 
     routes = {f"/{i}.jpg": Route(jpeg(420 + i, 430, (i, 4 * i, 0)), delay=0.1) for i in range(40)}
-    with LocalServer(routes) as server:
-        (tmp_path / "l.tsv").write_text("".join(f"red square {i}\t{server.url(f'/{i}.jpg')}\n"
+    with serve(routes) as site:
+        server = site.server
+        (tmp_path / "l.tsv").write_text("".join(f"red square {i}\t{site.url(f'/{i}.jpg')}\n"
                                                 for i in range(40)))
         args = [ALTCAP, "run", "--input", str(tmp_path / "l.tsv"), "--output", str(tmp_path / "out"),
-                *(arg for setting in TEXT_RULES_OFF for arg in ("--set", setting)),
+                *(arg for setting in TEXT_RULES_OFF + [site.connect_to] for arg in ("--set", setting)),
                 "--set", "download.allow_private_addresses=true", "--set", "download.threads=2",
                 "--set", "shards.samples_per_shard=5", "--direct_running_mode=in_memory"]
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -140,3 +141,37 @@ def test_text_command_errors_and_rules(tmp_path):
     one_line_error(altcap("text", "--set", "text.lang_model=/no/model.ftz", "-"), "lang_model")
     rules = altcap("text", "--rules", "--preset", "cc12m")
     assert rules.returncode == 0 and "max_word_repetition: 0.2" in rules.stdout
+
+
+def test_resuming_onto_shards_of_other_records_ends_with_one_clear_line(tmp_path):
+    """The input edited in place (same size, so the run's fingerprint still matches): the finished
+    shard's records differ, which a worker finds; the run ends with that as a user error."""
+    from pipeline_helpers import serve
+
+    with serve({"/a.jpg": Route(jpeg(500, 450))}) as site:
+        listing = tmp_path / "l.tsv"
+        listing.write_text(f"a big photo\t{site.url('/a.jpg')}\n")
+        args = ["run", "--input", str(listing), "--output", str(tmp_path / "out"), "--set", "text.preset=laion",
+                "--set", "download.allow_private_addresses=true", "--set", site.connect_to]
+        assert altcap(*args).returncode == 0
+        listing.write_text(f"a bog photo\t{site.url('/a.jpg')}\n")
+        done = altcap(*args)  # the default runner: the error comes back from a worker process
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"altcap: error: {tmp_path / 'out' / 'shards' / '00000_stats.json'} was written for other input records; "
+        "the output folder holds a different run (use a new --output or --overwrite)")
+
+
+def test_the_demo_runs_offline_end_to_end(tmp_path):
+    done = altcap("demo", "--output", str(tmp_path / "demo"))
+    assert done.returncode == 0, done.stderr
+    stats = json.loads((tmp_path / "demo" / "stats.json").read_text())
+    funnel = {e["stage"]: (e["in"], e["passed"], e["rejected"]) for e in stats["funnel"]}
+    assert funnel == {"source": (26, 24, 2), "text": (24, 20, 4), "url_dedup": (20, 19, 1), "download": (19, 17, 2),
+                      "image": (17, 11, 6), "clip": (11, 11, 0), "hypernymize": (11, 11, 0), "clip_top": (11, 11, 0),
+                      "image_dedup": (11, 10, 1)}
+    assert stats["clip"]["filtering"] is False  # offline: no weights, nothing dropped for a score
+    assert "10 samples in 3 shard(s)" in done.stdout and "report for a person" in done.stdout
+    report = (tmp_path / "demo" / "report.html").read_text()
+    assert report.count("<figure>") == 10 and "NO WEIGHTS" in report
+    assert (tmp_path / "demo" / "input" / "gallery.warc.gz").exists()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from test_wikidata_kb import ENTITIES, HUMAN, item, statement, write_dump
@@ -15,7 +14,6 @@ from hypernymize.loading import load_hypernymizer
 from hypernymize.rewriter import Hypernymizer
 from hypernymize.wikidata_kb import build_kb
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared/realdata/captions/hypernymization/cc_paper_examples.json"
 PEOPLE = [  # as Wikidata has them: human, with an occupation
     item("Q229254", "Calista Flockhart", sitelinks=60, claims={**HUMAN, "P106": [statement("P106", "Q33999")]}),
     item("Q43432", "Justin Timberlake", sitelinks=150, claims={**HUMAN, "P106": [statement("P106", "Q177220")]}),
@@ -142,9 +140,8 @@ def test_person_mask_and_cc3m_style(hypernymizer):
         "film actor attends the premiere , smiling ."
 
 
-@pytest.mark.skipif(not EXAMPLES.exists(), reason="../shared/realdata is not next to this checkout")
-def test_the_papers_examples(hypernymizer):
-    examples = json.loads(EXAMPLES.read_text())["examples"]
+def test_the_papers_examples(hypernymizer, realdata):
+    examples = json.loads(realdata("captions", "hypernymization", "cc_paper_examples.json").read_text())["examples"]
     outputs = [hypernymizer.rewrite(e["alt_text"].replace(" - Stock Image", "")) for e in examples]
     assert not any(o.rejected for o in outputs)
     exact = [same_text(o.rewritten, e["conceptual_caption"]) for o, e in zip(outputs, examples)]

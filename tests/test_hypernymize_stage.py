@@ -9,7 +9,7 @@ import json
 
 from crawl.serve import LocalServer, Route
 
-from pipeline_helpers import PERMISSIVE, jpeg, reject_rows, run_local, shard_rows, tar_samples
+from pipeline_helpers import PERMISSIVE, jpeg, reject_rows, run_local, serve, shard_rows, tar_samples
 
 CAPTIONS = {
     "A dog runs on a beach in Paris.": "A dog runs on a beach.",
@@ -40,7 +40,7 @@ def test_the_stage_rewrites_captions_and_rejects_with_reasons(tmp_path):
     funnel = [e["stage"] for e in stats["funnel"]]
     assert funnel.index("image") < funnel.index("hypernymize")
     stage = next(e for e in stats["funnel"] if e["stage"] == "hypernymize")
-    assert (stage["in"], stage["passed"], stage["rejected"]) == (4, 3, 1) and stats["check"]["ok"]
+    assert (stage["in"], stage["passed"], stage["rejected"]) == (4, 3, 1)
 
 
 CONCEPT_CAPTIONS = {
@@ -76,7 +76,44 @@ def test_the_concept_cut_drops_captions_with_rare_hypernyms_across_shards(tmp_pa
     assert concepts["counts"] == {"physicist": 4, "poet": 1} and concepts["concepts_kept"] == 1
     for run in (stats, again):
         stage = next(e for e in run["funnel"] if e["stage"] == "concepts")
-        assert (stage["in"], stage["passed"], stage["rejected"]) == (6, 5, 1) and run["check"]["ok"]
+        assert (stage["in"], stage["passed"], stage["rejected"]) == (6, 5, 1)
         assert run["concepts"]["most_mentioned"] == {"physicist": 4, "poet": 1}
     order = [e["stage"] for e in stats["funnel"]]
     assert order.index("hypernymize") + 1 == order.index("concepts")
+
+
+def test_the_settings_reach_the_stage(tmp_path):
+    """hypernymize.kb, style, reject_unresolved and mode in a run give what the hypernymizer itself
+    gives with those settings."""
+    from test_wikidata_kb import ENTITIES, HUMAN, item, statement, write_dump
+
+    from hypernymize.loading import load_hypernymizer
+    from hypernymize.wikidata_kb import build_kb
+
+    actor = {**HUMAN, "P106": [statement("P106", "Q33999")]}
+    people = [item("Q229254", "Calista Flockhart", sitelinks=60, claims=actor)]
+    kb = str(tmp_path / "kb")
+    build_kb(write_dump(tmp_path / "dump.json", people + ENTITIES), kb)
+    captions = ["Calista Flockhart attends the premiere.", "A bowl of soup from Zorblax Quinterfeld.",
+                "Albert Einstein smiles at the camera"]
+    routes = {f"/{i}.jpg": Route(jpeg(500 + i, 450)) for i in range(len(captions))}
+    runs = {"kb": ["hypernymize.kb=" + kb, "hypernymize.style=cc3m", "hypernymize.reject_unresolved=false"],
+            "mask": ["hypernymize.mode=person-mask"]}
+    with serve(routes) as site:
+        listing = tmp_path / "l.tsv"
+        listing.write_text("".join(f"{c}\t{site.url(f'/{i}.jpg')}\n" for i, c in enumerate(captions)))
+        for name, settings in runs.items():
+            run_local([listing], tmp_path / name, *PERMISSIVE, site.connect_to, "hypernymize.enabled=true",
+                      "hypernymize.spacy_model=off", *settings)
+    expected = {
+        "kb": load_hypernymizer(kb=kb, style="cc3m", reject_unresolved=False),
+        "mask": load_hypernymizer(mode="person-mask"),
+    }
+    for name, hypernymizer in expected.items():
+        outcomes = {c: hypernymizer.rewrite(c) for c in captions}
+        rows = {r["caption"]: r["caption_hypernymized"] for r in shard_rows(tmp_path / name)}
+        assert rows == {c: o.rewritten for c, o in outcomes.items() if not o.rejected}, name
+    assert rows["Albert Einstein smiles at the camera"] == "<PERSON> smiles at the camera"
+    kb_rows = {r["caption"]: r for r in shard_rows(tmp_path / "kb")}
+    assert len(kb_rows) == 3  # the unknown name stays: reject_unresolved=false
+    assert kb_rows["Calista Flockhart attends the premiere."]["entities"][0]["source"] == "wikidata"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import warnings
@@ -13,10 +12,10 @@ from PIL import Image, ImageFile
 from filters.image_probe import TIFF_PAGE_LIMIT, probe_image
 from filters.record import Dropped
 
-from conftest import REALDATA
+from conftest import realdata_cases, realdata_table
 
-PROPERTIES = REALDATA / "images" / "IMAGE_PROPERTIES.tsv"
-ROWS = list(csv.DictReader(PROPERTIES.open(encoding="utf-8"), delimiter="\t")) if PROPERTIES.exists() else []
+PROPERTIES = ("images", "IMAGE_PROPERTIES.tsv")
+ROWS = realdata_table(*PROPERTIES)
 READABLE = [row for row in ROWS if not row["load"].startswith("OPEN_ERROR")]
 UNREADABLE = [row for row in ROWS if row["load"].startswith("OPEN_ERROR")]
 NOT_IMAGES = {"IMAGE_PROPERTIES.tsv", "LICENSE", "LICENSE.txt", "README.ijg"}
@@ -38,7 +37,7 @@ def test_properties_list_every_image_file(realdata):
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # hopper_bad_exif.jpg, as intended
-@pytest.mark.parametrize("row", READABLE, ids=[row["path"] for row in READABLE])
+@pytest.mark.parametrize("row", realdata_cases(READABLE, *PROPERTIES))
 def test_probe_agrees_with_properties(realdata, row):
     data = realdata("images", row["path"]).read_bytes()
     if row["path"] == "pillow/decompression_bomb.gif":  # its frame stretches the canvas to 4.4 Gpx
@@ -59,7 +58,7 @@ def test_probe_agrees_with_properties(realdata, row):
     assert info.sha256 == hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.parametrize("row", UNREADABLE, ids=[row["path"] for row in UNREADABLE])
+@pytest.mark.parametrize("row", realdata_cases(UNREADABLE, *PROPERTIES))
 def test_unreadable_headers_drop(realdata, row):
     with pytest.raises(Dropped) as caught:
         probe_image(realdata("images", row["path"]).read_bytes())

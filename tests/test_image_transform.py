@@ -3,7 +3,6 @@ colour modes, img2dataset's resize modes (compared with its own Resizer), JPEG d
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import warnings
@@ -19,10 +18,10 @@ from filters.image_rules import check_image_rules
 from filters.image_transform import UPRIGHT, EncodedImage, plan_resize, transform_image
 from filters.record import Dropped
 
-from conftest import REALDATA
+from conftest import realdata_cases, realdata_table
 
-PROPERTIES = REALDATA / "images" / "IMAGE_PROPERTIES.tsv"
-ROWS = list(csv.DictReader(PROPERTIES.open(encoding="utf-8"), delimiter="\t")) if PROPERTIES.exists() else []
+PROPERTIES = ("images", "IMAGE_PROPERTIES.tsv")
+ROWS = realdata_table(*PROPERTIES)
 PERMISSIVE = ImageConfig(formats=["jpeg", "png", "webp", "gif", "avif", "bmp", "tiff", "ico"], min_side=1,
                          max_aspect_ratio=1000.0, allow_animated=True)
 LOSSLESS = ResizeConfig(resize_mode="no", encode_format="png", encode_quality=1)
@@ -64,7 +63,7 @@ def expected_outcome(row: dict) -> tuple[str, set[str]]:
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
-@pytest.mark.parametrize("row", ROWS, ids=[row["path"] for row in ROWS])
+@pytest.mark.parametrize("row", realdata_cases(ROWS, *PROPERTIES))
 def test_every_file_passes_or_is_rejected_with_a_reason(realdata, row):
     data = realdata("images", row["path"]).read_bytes()
     stage, reasons = expected_outcome(row)
@@ -300,13 +299,27 @@ def test_resize_only_if_bigger(realdata):
         assert max(shrunk.width, shrunk.height) <= 85
 
 
-@pytest.mark.parametrize("interpolation", ["nearest", "bilinear", "bicubic", "lanczos", "area"])
-def test_every_interpolation_name(realdata, interpolation):
-    data = realdata("img2dataset_tests", "tests", "resize_test_image", "208_495.jpg").read_bytes()
-    for image_size in (100, 800):
-        config = ResizeConfig(image_size=image_size, upscale_interpolation=interpolation,
-                              downscale_interpolation=interpolation)
-        assert pixels(pipeline(data, config).data).shape == (image_size, image_size, 3)
+INTERPOLATIONS = ["nearest", "bilinear", "bicubic", "lanczos", "area"]
+
+
+def test_every_interpolation_name_chooses_its_own_filter():
+    """Each name gives other pixels, up and down; nearest, as the only filter that blends nothing,
+    upscales with the source's colours alone (PNG output, so encoding adds none)."""
+    source = Image.new("RGB", (30, 20))
+    source.putdata([((37 * n) % 256, (91 * n) % 256, (13 * n) % 256) for n in range(600)])
+    buffer = io.BytesIO()
+    source.save(buffer, "PNG")
+    colours = {tuple(p) for p in np.asarray(source).reshape(-1, 3)}
+    for image_size in (12, 80):  # down, then up
+        outputs = {}
+        for name in INTERPOLATIONS:
+            config = ResizeConfig(image_size=image_size, upscale_interpolation=name, downscale_interpolation=name,
+                                  encode_format="png", encode_quality=6)
+            outputs[name] = pixels(pipeline(buffer.getvalue(), config).data)
+            assert outputs[name].shape == (image_size, image_size, 3)
+        assert len({out.tobytes() for out in outputs.values()}) == len(INTERPOLATIONS)
+    assert {tuple(p) for p in outputs["nearest"].reshape(-1, 3)} <= colours
+    assert not {tuple(p) for p in outputs["bilinear"].reshape(-1, 3)} <= colours
 
 
 def test_unknown_resize_mode():

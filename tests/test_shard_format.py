@@ -13,9 +13,10 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from crawl.serve import LocalServer, Route
+from crawl.serve import Route
+from pipeline.stages import shard_count, shard_of
 
-from pipeline_helpers import jpeg, run_local, shard_rows, tar_samples
+from pipeline_helpers import jpeg, run_local, serve, shard_rows, tar_samples
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBDATASET_1 = Path(os.environ.get("ALTCAP_WEBDATASET1", ROOT / ".venv" / "webdataset-1"))
@@ -34,9 +35,9 @@ def output(tmp_path_factory):
     out = tmp_path_factory.mktemp("shards") / "out"
     listing = out.parent / "l.tsv"
     routes = {f"/{i}.jpg": Route(jpeg(450 + 10 * i, 420, (20 * i, 90, 200))) for i in range(6)}
-    with LocalServer(routes) as server:
-        listing.write_text("".join(f"photo número {i}\t{server.url(f'/{i}.jpg')}\n" for i in range(6)))
-        run_local([listing], out, "shards.samples_per_shard=4")
+    with serve(routes) as site:
+        listing.write_text("".join(f"photo número {i}\t{site.url(f'/{i}.jpg')}\n" for i in range(6)))
+        run_local([listing], out, "shards.samples_per_shard=4", site.connect_to)
     return out
 
 
@@ -56,7 +57,8 @@ def read_with(python_path: str | None, tars: list[Path]) -> dict:
 
 def test_installed_webdataset_reads_every_sample(output):
     tars = sorted((output / "shards").glob("*.tar"))
-    assert len(tars) == 2
+    assert [t.name for t in tars] == ["00000.tar", "00001.tar"]  # the fixed host's keys fill both shards
+    assert {shard_of(r["key"], shard_count(6, 4)) for r in shard_rows(output)} == {0, 1}
     rows = []
     for sample in wds.WebDataset([str(t) for t in tars], shardshuffle=False).decode("pil"):
         assert isinstance(sample["jpg"], Image.Image)

@@ -200,19 +200,31 @@ def test_the_cli_and_the_pipeline_take_a_spacy_model(model_dir, tmp_path, capsys
     assert "spaCy pipeline folder" in capsys.readouterr().err
 
 
-def test_the_pipeline_stage_tags_in_batches_with_the_model(model_dir, tmp_path):
-    from crawl.serve import LocalServer, Route
+def test_the_pipeline_stage_tags_in_batches_with_the_model(model_dir, tmp_path, monkeypatch):
+    from crawl.serve import Route
+    from hypernymize.spacy_tagger import SpacyTagger
+    from pipeline.hypernymize_step import HypernymizeStep
 
-    from pipeline_helpers import PERMISSIVE, jpeg, run_local, shard_rows
+    from pipeline_helpers import PERMISSIVE, jpeg, run_local, serve, shard_rows
 
+    calls = []
+    tag_many = SpacyTagger.tag_many
+
+    def counted(self, captions, *args, **kwargs):
+        calls.append(len(captions))
+        return tag_many(self, captions, *args, **kwargs)
+
+    monkeypatch.setattr(SpacyTagger, "tag_many", counted)  # the in-memory runner runs in this process
+    monkeypatch.setattr(SpacyTagger, "tag", lambda self, caption: pytest.fail("tagged one caption alone"))
+    monkeypatch.setattr(HypernymizeStep, "batch_size", 2)
     captions = {"Fans of Real Madrid celebrate in the street.": "Fans of organization celebrate in the street.",
                 "Staff of Boeing inspect a plane last year.": "Staff of organization inspect a plane.",
                 "A cat sleeps on a sofa.": "A cat sleeps on a sofa."}
     routes = {f"/{i}.jpg": Route(jpeg(500 + i, 450)) for i in range(len(captions))}
-    with LocalServer(routes) as server:
+    with serve(routes) as site:
         listing = tmp_path / "l.tsv"
-        listing.write_text("".join(f"{c}\t{server.url(f'/{i}.jpg')}\n" for i, c in enumerate(captions)))
-        stats = run_local([listing], tmp_path / "out", *PERMISSIVE, "hypernymize.enabled=true",
-                          f"hypernymize.spacy_model={model_dir}")
+        listing.write_text("".join(f"{c}\t{site.url(f'/{i}.jpg')}\n" for i, c in enumerate(captions)))
+        run_local([listing], tmp_path / "out", *PERMISSIVE, site.connect_to, "hypernymize.enabled=true",
+                  f"hypernymize.spacy_model={model_dir}")
     assert {r["caption"]: r["caption_hypernymized"] for r in shard_rows(tmp_path / "out")} == captions
-    assert stats["check"]["ok"]
+    assert calls == [2, 1]  # three captions, two to a batch
