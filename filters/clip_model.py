@@ -92,14 +92,14 @@ def _has_weights(folder: str) -> bool:
     return any(n.endswith((".safetensors", ".bin", ".pth")) for n in os.listdir(folder))
 
 
-def check_clip_model(spec: ClipConfig) -> tuple[torch.device, str]:
+def check_clip_model(clip: ClipConfig) -> tuple[torch.device, str]:
     """The cheap checks of ``load_clip`` (no model built): names, files, precision. Returns the
     device and precision the model will use."""
     import open_clip
 
-    device = resolve_device(spec.device)
-    precision = resolve_precision(spec.precision, device)
-    name, pretrained = spec.model, spec.pretrained
+    device = resolve_device(clip.device)
+    precision = resolve_precision(clip.precision, device)
+    name, pretrained = clip.model, clip.pretrained
     if name.startswith(LOCAL_DIR):
         folder = name[len(LOCAL_DIR):]
         if not os.path.isfile(os.path.join(folder, CONFIG_FILE)):
@@ -120,12 +120,12 @@ def _open_clip_errors(name: str):
         raise ClipModelError(f"cannot load CLIP model {name!r}: {err}") from err
 
 
-def load_clip(spec: ClipConfig) -> LoadedClip:
+def load_clip(clip: ClipConfig) -> LoadedClip:
     """The model in eval mode on its device, with its preprocessing and tokenizer."""
     import open_clip
 
-    device, precision = check_clip_model(spec)
-    name, pretrained = spec.model, spec.pretrained
+    device, precision = check_clip_model(clip)
+    name, pretrained = clip.model, clip.pretrained
     weights: str | None = None
     problem = ""
     with torch.random.fork_rng(devices=[]), _open_clip_errors(name):

@@ -42,6 +42,10 @@ def test_open_decompressed_reads_text_lines(tmp_path, extension):
         assert io.TextIOWrapper(stream, encoding="utf-8").read().split("\n") == lines
 
 
+def caption_of(kind: str, codec: str) -> str:
+    return f"a photo from the {kind} input{codec.replace('.', ' ')}"
+
+
 def input_file(kind: str, caption: str, site, n: int) -> bytes:
     """One input of ``kind`` whose one candidate is image ``/n.jpg`` with ``caption``."""
     image = site.url(f"/{n}.jpg")
@@ -62,27 +66,25 @@ def test_every_input_kind_plain_and_compressed_in_one_run(tmp_path):
     cases = [(kind, codec) for kind in KINDS for codec in CODECS if kind not in ("warc", "wat") or codec in ("", ".gz")]
     routes = {}
     for n, (kind, codec) in enumerate(cases):
-        caption = f"a photo from the {kind} input{codec.replace('.', ' ')}"
+        caption = caption_of(kind, codec)
         routes[f"/{n}.jpg"] = Route(jpeg(420, 410, (n, 90, 200)))
         routes[f"/page-{n}.html"] = Route(gallery_html("g", [(f"/{n}.jpg", caption)]), content_type="text/html")
     routes["/robots.txt"] = Route(b"User-agent: *\nAllow: /\n", content_type="text/plain")
     with serve(routes) as site:
         inputs = []
         for n, (kind, codec) in enumerate(cases):
-            caption = f"a photo from the {kind} input{codec.replace('.', ' ')}"
             name = {"warc": "crawl.warc", "wat": "crawl.warc.wat"}.get(kind, f"list.{kind}")
             path = tmp_path / "in" / f"{n:02d}-{name}{codec}"
             path.parent.mkdir(exist_ok=True)
-            path.write_bytes(CODECS[codec](input_file(kind, caption, site, n)))
+            path.write_bytes(CODECS[codec](input_file(kind, caption_of(kind, codec), site, n)))
             assert kind_from_name(str(path)) == {"txt": "pages"}.get(kind, kind)
             inputs.append(path)
         listing = tmp_path / "in" / "laion.parquet"
-        pq.write_table(pa.table({"URL": [site.url("/0.jpg")], "TEXT": ["a photo from the parquet input"]}), listing)
+        pq.write_table(pa.table({"URL": [site.url("/0.jpg")], "TEXT": [caption_of("parquet", "")]}), listing)
         stats = run_local(inputs + [listing], tmp_path / "out", site.connect_to, "dedup.url=none",
                           "dedup.image=false")
     captions = sorted(r["caption"] for r in shard_rows(tmp_path / "out"))
-    expected = [f"a photo from the {kind} input{codec.replace('.', ' ')}" for kind, codec in cases]
-    assert captions == sorted(expected + ["a photo from the parquet input"])
+    assert captions == sorted([caption_of(kind, codec) for kind, codec in cases] + [caption_of("parquet", "")])
     assert reject_rows(tmp_path / "out") == [] and stats["funnel"][0]["in"] == len(cases) + 1
 
 
