@@ -13,11 +13,27 @@ pass the default text rules, which is what the stage sees in a run.
 
 With ``--spacy-model``, one more row runs the spaCy tagger on the same captions, in batches as
 ``altcap hypernymize`` does, before the rewrite.
+
+Idempotence: a correct rewriter leaves already hypernymized captions alone. The set is every
+caption of two real web sources that passes the default (cc3m) text rules and that the rewriter
+keeps, rewritten once: the 10,000 alt-texts above and the 2,072 sentences of an MMC4 shard
+(../shared/realdata/captions/mmc4), plus altcap's regression set of ordinary captions
+(tests/data/hypernymize_unchanged.txt). Each is rewritten again, in Conceptual Captions' own form
+(``style=cc3m``) and as written (``plain``); the share that changes or is rejected is reported.
+
+Correctness on web alt-text: tests/data/hypernymize_web_check.tsv holds the first 200 rewrites of
+alt-texts that pass the text rules, each checked by hand. The share right, and the share of all
+kept captions that a wrong rewrite damages (wrong share x rewritten / kept), are printed.
+``--web-check OUT.tsv`` writes the current first 200 rewrites in that table's form, with the
+verdicts of rows whose rewrite did not change and "unchecked" for the others, to check by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import gzip
+import json
 import os
 import sys
 import time
@@ -33,9 +49,13 @@ import pyarrow.parquet as pq  # noqa: E402
 from hypernymize.gazetteer import tokenize  # noqa: E402
 from hypernymize.loading import load_hypernymizer  # noqa: E402
 
-CAPTIONS = (Path(__file__).resolve().parents[2] /
-            "shared/realdata/img2dataset_tests/tests/test_files/test_10000.parquet")
+REALDATA = Path(__file__).resolve().parents[2] / "shared/realdata"
+CAPTIONS = REALDATA / "img2dataset_tests/tests/test_files/test_10000.parquet"
+MMC4 = REALDATA / "captions/mmc4/docs_no_face_shard_151_v3.partial107.jsonl.gz"
+ORDINARY = Path(__file__).resolve().parents[1] / "tests/data/hypernymize_unchanged.txt"
+WEB_CHECK = Path(__file__).resolve().parents[1] / "tests/data/hypernymize_web_check.tsv"
 TARGET = 5000
+IDEMPOTENCE_TARGET = 0.99
 
 
 def best_rate(work, items, runs: int) -> float:
@@ -53,12 +73,48 @@ def outcomes(results) -> str:
     return ", ".join(f"{k} {v} ({v / max(len(results), 1):.0%})" for k, v in tally.most_common())
 
 
+def mmc4_sentences() -> list[str]:
+    with gzip.open(MMC4, "rt", encoding="utf-8") as lines:
+        return [text for line in lines for text in json.loads(line)["text_list"]]
+
+
+def ordinary_captions() -> list[str]:
+    return [line for line in ORDINARY.read_text(encoding="utf-8").splitlines() if line and not line.startswith("## ")]
+
+
+def web_check() -> list[dict]:
+    """The hand-checked rewrites: row, verdict, note, caption, rewritten."""
+    lines = [line for line in WEB_CHECK.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    return list(csv.DictReader(lines, delimiter="\t"))
+
+
+def write_web_check(path: str, rows: list[tuple[int, str, str]]) -> None:
+    checked = {(row["row"], row["rewritten"]): row for row in web_check()}
+    header = "".join(line + "\n" for line in WEB_CHECK.read_text(encoding="utf-8").splitlines() if line.startswith("#"))
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        out.write(header)
+        writer = csv.writer(out, delimiter="\t", lineterminator="\n")
+        writer.writerow(["row", "verdict", "note", "caption", "rewritten"])
+        for row, caption, rewritten in rows:
+            old = checked.get((str(row), rewritten), {"verdict": "unchecked", "note": ""})
+            writer.writerow([row, old["verdict"], old["note"], caption, rewritten])
+
+
+def idempotence(hypernymizer, captions: list[str]) -> tuple[int, int]:
+    """(captions hypernymized once and kept, how many of them a second pass changes or rejects)."""
+    once = [result.rewritten for result in map(hypernymizer.rewrite, captions) if not result.rejected]
+    twice = [hypernymizer.rewrite(caption) for caption in once]
+    return len(once), sum(result.rejected or result.rewritten != caption for caption, result in zip(once, twice))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kb", help="a Wikidata KB folder (altcap kb build)")
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--spacy-model", help="also measure with this spaCy NER model (a name or a folder)")
+    parser.add_argument("--web-check", metavar="OUT.tsv", help="write the first 200 rewrites of passing alt-texts "
+                                                               "to check by hand (see the module's docstring)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -100,10 +156,33 @@ def main() -> None:
     from filters.text_filter import TextFilter
 
     settings = TextConfig()  # the default preset, cc3m: what the stage gets in a run
-    passed = [v.caption for v in TextFilter(settings.rules(), settings.lang_model).check_batch(captions)
-              if v.passed]
-    print(f"outcomes on the {len(passed)} that pass the {settings.preset} text rules: "
-          + outcomes([hypernymizer.rewrite(c) for c in passed]))
+    verdicts = TextFilter(settings.rules(), settings.lang_model).check_batch(captions)
+    passed = [v.caption for v in verdicts if v.passed]
+    on_passed = [hypernymizer.rewrite(c) for c in passed]
+    print(f"outcomes on the {len(passed)} that pass the {settings.preset} text rules: " + outcomes(on_passed))
+    rewritten = sum(not r.rejected and r.rewritten != r.caption for r in on_passed)
+    kept = sum(not r.rejected for r in on_passed)
+    checked = web_check()
+    wrong = sum(row["verdict"] == "wrong" for row in checked) / len(checked)
+    print(f"hand-checked rewrites ({WEB_CHECK.name}): {1 - wrong:.1%} of {len(checked)} right (target >= 90%); "
+          f"kept captions damaged: {wrong:.1%} x {rewritten} rewritten / {kept} kept = {wrong * rewritten / kept:.1%} "
+          f"(target <= 2%)")
+    if args.web_check:
+        rows = [(i, r.caption, r.rewritten) for i, r in zip((i for i, v in enumerate(verdicts) if v.passed), on_passed)
+                if not r.rejected and r.rewritten != r.caption][:len(checked)]
+        write_web_check(args.web_check, rows)
+        print(f"wrote {len(rows)} rewrites to {args.web_check}")
+    sentences = [v.caption for v in TextFilter(settings.rules(), settings.lang_model).check_batch(mmc4_sentences())
+                 if v.passed]
+    print(f"idempotence on captions rewritten once and rewritten again (target: >= {IDEMPOTENCE_TARGET:.0%} unchanged)")
+    print(f"{'set':<44} {'style':<6} {'captions':>8} {'changed':>8} {'unchanged':>9}")
+    for name, texts in ((f"{len(passed)} web alt-texts passing {settings.preset}", passed),
+                        (f"{len(sentences)} MMC4 sentences passing {settings.preset}", sentences),
+                        ("altcap's ordinary captions", ordinary_captions())):
+        for style in ("cc3m", "plain"):
+            styled = type(hypernymizer)(hypernymizer.sources, hypernymizer.gazetteer, style=style)
+            kept, changed = idempotence(styled, texts)
+            print(f"{name:<44} {style:<6} {kept:>8} {changed:>8} {1 - changed / max(kept, 1):>9.2%}")
     print(f"target: >= {TARGET} captions/s per core on the first pass, with cold word caches "
           f"({'met' if cold >= TARGET else 'not met'}); the warm pass repeats the same captions")
 

@@ -1,5 +1,6 @@
-"""Alt-text cleaning: entities, Unicode and mojibake, URLs and e-mail addresses, whitespace, and
-boilerplate prefixes and suffixes ("click to enlarge picture", "- Stock Image", "photo by ...").
+"""Alt-text cleaning: entities, Unicode and mojibake, HTML tags, URLs and e-mail addresses,
+whitespace, and boilerplate prefixes and suffixes ("click to enlarge picture", "- Stock Image",
+"photo by ...").
 
 Conceptual Captions (Sharma et al. 2018, section 3) crops boilerplate such as "click to enlarge
 picture" and "stock photo", and drops candidates that begin or end with "embedded image
@@ -26,6 +27,15 @@ _URL_ONLY = re.compile(
     rf"\s*(?:{_URL.pattern}|[a-z0-9][\w-]*(?:\.[\w-]+)*"
     rf"\.(?!(?:jpe?g|png|gif|webp|bmp|tiff?|svg|pdf|heic|avif|ico|jfif)\b)[a-z]{{2,6}}/?)\s*",
     re.IGNORECASE)
+
+# HTML tags by name, so that "<3", "x < 5" and "<Samsung S1050>" stay. Inline tags join their text
+# to the words around it, as a browser shows it; the others (and comments) part words.
+_INLINE_TAGS = "a|abbr|b|big|cite|code|del|em|font|i|ins|kbd|mark|nobr|q|s|small|span|strike|strong|sub|sup|tt|u|wbr"
+_BLOCK_TAGS = ("article|blockquote|br|center|dd|div|dl|dt|figcaption|figure|footer|h[1-6]|header|hr|img|"
+               "li|ol|p|pre|section|table|tbody|td|th|thead|tr|ul")
+HTML_TAGS = f"{_INLINE_TAGS}|{_BLOCK_TAGS}"
+_INLINE_TAG = re.compile(rf"</?(?:{_INLINE_TAGS})(?=[\s/>])[^<>]*>", re.IGNORECASE)
+_BLOCK_TAG = re.compile(rf"</?(?:{_BLOCK_TAGS})(?=[\s/>])[^<>]*>|<!--.*?-->", re.IGNORECASE)
 
 _SEPARATORS = " \t-–—|:;,·•/\\_~*=>»«<"
 _MEDIA = r"(?:image|picture|photo(?:graph(?:y)?)?|pic|img|illustration|vector|footage|clip ?art)s?"
@@ -96,6 +106,11 @@ def _fix_encoding(text: str) -> str:
     return text
 
 
+def _strip_tags(text: str) -> str:
+    """The text without its complete HTML tags and comments, keeping what the tags enclose."""
+    return _BLOCK_TAG.sub(" ", _INLINE_TAG.sub("", text))
+
+
 def _crop_boilerplate(text: str) -> tuple[str, list[str] | None]:
     """The text without boilerplate, and its lower-case letter runs if no crop changed them."""
     tokens = letter_tokens(text.lower())
@@ -114,6 +129,8 @@ def clean_with_tokens(text: str) -> tuple[str, list[str] | None]:
     """``clean_caption`` and, when it was cheap to keep, the caption's lower-case letter runs."""
     if "&" in text or not text.isascii():
         text = _fix_encoding(text)
+    if "<" in text:  # before URLs: an address in an attribute would take the tag's text with it
+        text = _strip_tags(text)
     if "@" in text or "://" in text or "." in text and _DOT_LETTER.search(text):
         text = _URL.sub(" ", text)
     if "  " in text or text[:1] == " " or text[-1:] == " " or not text.isprintable():
@@ -122,8 +139,8 @@ def clean_with_tokens(text: str) -> tuple[str, list[str] | None]:
 
 
 def clean_caption(text: str) -> str:
-    """The alt-text as a caption: decoded, without URLs, e-mail addresses or boilerplate, single
-    spaces. May return "" when nothing but boilerplate was there."""
+    """The alt-text as a caption: decoded, without HTML tags, URLs, e-mail addresses or
+    boilerplate, single spaces. May return "" when nothing but boilerplate was there."""
     return clean_with_tokens(text)[0]
 
 

@@ -27,6 +27,7 @@ class TextConfig:
     max_chars: int | None = None
     min_words: int | None = None
     max_words: int | None = None
+    markup: bool | None = None
     file_names: bool | None = None
     max_hashtags: int | None = None
     seo: bool | None = None

@@ -24,9 +24,10 @@ INNOCENT_SENSES = ("cock", "tit", "hooker", "kinky", "scat", "skeet", "shrimping
 # repetition, first word capitalised and not too many capitalised words, every token in the
 # Wikipedia vocabulary, no pornography/profanity; English only; boilerplate cropped or dropped.
 # Left off: the capitalised first word (CC's published captions are lower case) and the polarity
-# rule (needs a sentiment model). The preposition rule is on.
+# rule (needs a sentiment model). The preposition rule is on. Added: ``markup``, HTML that cleaning
+# could not take out (the paper does not say how it dealt with markup).
 CC3M = TextRuleSettings(
-    min_words=3, max_words=256, file_names=True, max_hashtags=0, seo=True,
+    min_words=3, max_words=256, markup=True, file_names=True, max_hashtags=0, seo=True,
     max_word_repetition=0.3, all_caps=True, max_capitalized=0.8,
     profanity=True, profanity_allow=INNOCENT_SENSES,
     required_words=("noun", "linking_word"), max_noun_ratio=0.8, min_word_zipf=1.0, rare_words_per_8=1,
@@ -34,9 +35,10 @@ CC3M = TextRuleSettings(
 
 # Conceptual 12M: Changpinyo, Sharma, Ding, Soricut, CVPR 2021, section 3.1: CC's pipeline
 # relaxed: 3 to 256 words, word repetition <= 0.2, a determiner and a noun (no preposition, no
-# noun-ratio or capitalisation rules), Wikipedia tokens seen >= 20 times, no profanity, English.
+# noun-ratio or capitalisation rules), Wikipedia tokens seen >= 20 times, no profanity, English;
+# ``markup`` added as for CC3M.
 CC12M = TextRuleSettings(
-    min_words=3, max_words=256, file_names=True, max_hashtags=2, max_word_repetition=0.2,
+    min_words=3, max_words=256, markup=True, file_names=True, max_hashtags=2, max_word_repetition=0.2,
     profanity=True, profanity_allow=INNOCENT_SENSES,
     required_words=("noun", "linking_word"), min_word_zipf=1.0, languages=("en",),
     min_lang_score=0.3)

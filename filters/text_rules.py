@@ -28,7 +28,7 @@ from filters.english import (
     cased_letter_tokens,
     letter_tokens,
 )
-from filters.text_clean import drop_phrase, is_url_only
+from filters.text_clean import HTML_TAGS, drop_phrase, is_url_only
 from filters.text_settings import TextRuleSettings
 
 
@@ -86,6 +86,13 @@ _CAMERA = re.compile(
     r"[\s_\-.]*\(?\d+\)?(?:[\s_\-.]\S*)?"
     r"|screen ?shot[\s_\-]*(?:\(?\d+\)?|\d{4}\D\d\d\D\d\d.*)", re.IGNORECASE)
 _SLUG = re.compile(r"[^\W_]+(?:[-_.][^\W_]*)+")  # no spaces: featured-1, my_photo_final
+# What is left of HTML once cleaning took the complete tags out: a closing tag's start ("</a"), a
+# tag cut off at the end ("<img", "<img src"), an attribute ("href=", 'class="').
+_MARKUP = re.compile(
+    rf"</[A-Za-z][\w-]*|<(?:{HTML_TAGS})(?:\s+[\w:-]+)*\s*/?$"
+    r"|(?<![\w-])(?:href|src|srcset|class|style|alt|title|target|rel|width|height|onclick)\s*="
+    r"|(?<![\w-])[A-Za-z][\w:-]*=[\"']",
+    re.IGNORECASE)
 _HASHTAG = re.compile(r"(?:^|\s)#[^\W\d_]")
 _DIGIT = re.compile(r"\d")
 _DIGITS = b"0123456789"
@@ -134,6 +141,15 @@ def _ascii_count(text: str, chars: bytes) -> int:
 def _count(text: str, ascii_chars: bytes, pattern: re.Pattern) -> int:
     """Matches of the one-character ``pattern``, counted as ``ascii_chars`` in ASCII text."""
     return _ascii_count(text, ascii_chars) if text.isascii() else len(pattern.findall(text))
+
+
+def _markup(c: _Caption) -> str | None:
+    """The first piece of markup; only texts with a '<' or '=' are searched."""
+    text = c.text
+    if "<" not in text and "=" not in text:
+        return None
+    found = _MARKUP.search(text)
+    return found.group(0) if found else None
 
 
 def _file_name(c: _Caption) -> str | None:
@@ -238,6 +254,8 @@ class TextRules:
         # only for captions whose language passes.
         self.form_checks: list[tuple[str, Callable[[_Caption], Any]]] = []
         self.checks: list[tuple[str, Callable[[_Caption], Any]]] = []
+        if s.markup:
+            self.form_checks.append(("markup", _markup))
         if s.file_names:
             self.form_checks.append(("file_name", _file_name))
         if any(v is not None for v in (s.min_chars, s.max_chars, s.min_words, s.max_words)):

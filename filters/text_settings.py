@@ -19,6 +19,7 @@ class TextRuleSettings:
     max_chars: int | None = None
     min_words: int | None = None  # words are whitespace-separated
     max_words: int | None = None
+    markup: bool = False  # HTML that cleaning left: href=, class="x", </a, <img cut off at the end
     file_names: bool = False  # IMG_2345.jpg, DSC0001, featured-1, 1, screenshot-2020-...
     max_hashtags: int | None = None  # more #hashtags than this fail
     seo: bool = False  # keyword lists: many short separated segments, one keyword many times

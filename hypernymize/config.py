@@ -20,6 +20,9 @@ class HypernymizeConfig:
     style: str = "plain"  # plain | cc3m (lower case, " ." tokenised)
     min_words: int = 3  # fewer words left: rejected (too_few_words)
     reject_unresolved: bool = True  # an unknown proper noun left: rejected (unresolved_proper_noun)
+    # Conceptual Captions' object-count rule: a bare count before a plural noun is dropped too
+    # ("Two sculptures" -> "sculptures"). Off: counts stay unless they modify a removed entity.
+    drop_counts: bool = False
     min_population: int = 15000  # GeoNames cities from this many people
     # spaCy NER that helps find entities (hypernymize/spacy_tagger.py): auto (en_core_web_sm when
     # installed), off, a model name or a folder that nlp.to_disk wrote

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Generic, Iterable, TypeVar
 
 V = TypeVar("V")
-TOKEN = re.compile(r"\w+(?:[-'’.&]\w+)*|[^\w\s]")
+# An amount with thousands separators is one token ("6,000", "1,735.37"), as is a word with inner
+# hyphens, apostrophes, dots or ampersands; any other character is a token of its own.
+TOKEN = re.compile(r"\w+(?:[-'’.&]\w+|(?<=\d),\d{3}(?!\w))*|[^\w\s]")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Token:
     text: str
     start: int

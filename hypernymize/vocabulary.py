@@ -19,6 +19,7 @@ from filters.lexicons import (
 
 MONTHS = ("January February March April May June July August September October November December "
           "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec").split()
+MONTHS += [month.upper() for month in MONTHS]  # "UNIVERSAL CITY, CA - AUGUST 27: ..."
 WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
 NUMBER_WORDS = set(("one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
                     "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty hundred "
@@ -31,7 +32,7 @@ FUNCTION_WORDS = DETERMINERS | set((
     "is are was were be been being has have had do does did will would can could may might must shall "
     "should he she it they we you i him them us me who whom which what where when why how not no "
     "there here than then so very all any each every both either neither while if").split())
-DATE_PREPOSITIONS = {"on", "in", "at", "during", "since", "from", "until", "by", "of"}
+DATE_PREPOSITIONS = {"on", "in", "at", "during", "since", "from", "until", "to", "by", "of"}
 PLACE_PREPOSITIONS = {"in", "at", "from", "near", "outside", "inside", "across", "around", "throughout",
                       "within", "of"}
 # Head nouns that make a named thing a place ("Sydney Entertainment Centre"), and their hypernym.
@@ -41,6 +42,19 @@ PLACE_HEADS = {"centre": "venue", "center": "venue", "arena": "venue", "stadium"
                "church": "church", "cathedral": "cathedral", "palace": "palace", "castle": "castle",
                "bridge": "bridge", "square": "square", "street": "street", "beach": "beach",
                "university": "university", "college": "college", "school": "school", "gallery": "gallery"}
+# Head nouns of names of events, institutions, groups, works and sites: a run of capitalised words
+# that ends in one of them ("Pilgrimage Music & Cultural Festival"), or starts with one before
+# "of" ("Battle of Issus", "University of Oxford"), is that thing. Any other head is no evidence:
+# "Savory Tuna Burgers", "Marine Le Pen" and "Moon Pictures" are not burgers, a pen or pictures.
+NAMED_HEADS = frozenset(PLACE_HEADS) | frozenset((
+    "festival awards award prize championship championships cup tournament games olympics marathon race "
+    "grand-prix conference summit expo exhibition fair show parade carnival concert tour "
+    "hospital clinic academy institute library zoo aquarium garden gardens arena hall hotel inn resort "
+    "restaurant cafe pub bar mosque temple chapel abbey monastery tower building mall market "
+    "company corporation bank foundation council committee association society party club team band "
+    "orchestra choir army navy police department ministry agency magazine newspaper "
+    "lake river mountain mountains island islands bay valley forest falls canyon desert "
+    "battle war siege revolution").split())
 NOT_GIVEN_NAMES = {"First", "Second", "Third", "Saint", "St", "Mount", "Lake", "Fort", "New", "Old", "Great"}
 
 _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
@@ -50,24 +64,47 @@ DATE = re.compile(
     rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTH})\.?(?:,?\s+\d{{4}})?"  # 5 September 2003
     rf"|(?:{_MONTH})\.?\s+\d{{4}}"  # May 2010
     rf"|\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}"  # 2005-11-07, 11/7/2005
-    rf"|\b(?:1[89]|20)\d{{2}}s?\b"  # a year: 2005, 1990s
+    rf"|\b(?:1[89]|20)\d{{2}}\b(?!\s?['’]s\b)"  # a year: 2005; not a decade (1990s, 1930 's)
     rf"|\d{{1,2}}(?::\d{{2}})?\s*(?:a\.?m\.?|p\.?m\.?)"  # 10:30 am
     rf"|(?:{'|'.join(WEEKDAYS)}))\b")
+MONTHS_AND_DAYS = frozenset(MONTHS + WEEKDAYS)
+# Every date has a digit or a weekday: a cheap test before DATE's many alternatives
+DATE_HINT = re.compile(rf"\d|{'|'.join(WEEKDAYS)}")
 NUMBER = re.compile(r"^(?:\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|\d+s)$")
 
 
+# WordNet's lexicographer files whose capitalised nouns are no names: noun.time (Christmas, Easter)
+# and noun.food (Brie, Cheddar). Conceptual Captions keeps them: "the christmas season".
+ORDINARY_CAPITALISED = frozenset({"28", "13"})
+
+
 @functools.lru_cache(maxsize=1)
-def _word_tables() -> tuple[frozenset, frozenset, frozenset, frozenset]:
-    """(words WordNet writes in lower case, common nouns, verbs, person nouns), from the database
-    files directly: asking NLTK cost ~0.5 ms per word."""
-    lowercase, nouns, verbs = set(), set(), set()
+def compound_nouns() -> frozenset[str]:
+    """WordNet's nouns of several words that start with a name, in lower case: "american football",
+    "german shepherd", "english setter" are things, not a name and a noun."""
+    return frozenset(word.replace("_", " ").lower() for entry in synset_entries("noun") if not entry.instance
+                     for word in entry.words if "_" in word and word[:1].isupper())
+
+
+@functools.lru_cache(maxsize=1)
+def _word_tables() -> tuple[frozenset, frozenset, frozenset, frozenset, frozenset]:
+    """(words WordNet writes in lower case, or capitalises as ordinary nouns, common nouns, verbs,
+    person nouns, nouns of any case that are no instances in lower case), from the database files
+    directly: asking NLTK cost ~0.5 ms per word."""
+    lowercase, nouns, verbs, any_case = set(), set(), set(), set()
     noun_kind: dict[str, tuple[str, bool]] = {}  # offset -> (lexicographer file, is an instance)
     for pos in ("noun", "verb", "adj", "adv"):
         for entry in synset_entries(pos):
             if pos == "noun":
                 noun_kind[entry.offset] = (entry.lexfile, entry.instance)
             for word in entry.words:
-                if "_" in word or word != word.lower():
+                if "_" in word:
+                    continue
+                if pos == "noun" and not entry.instance:
+                    any_case.add(word.lower())
+                if word != word.lower():
+                    if pos == "noun" and not entry.instance and entry.lexfile in ORDINARY_CAPITALISED:
+                        lowercase.add(word.lower())  # "Christmas balls", "Pear and Brie Pita"
                     continue
                 lowercase.add(word)
                 if pos == "noun" and not entry.instance:
@@ -76,7 +113,7 @@ def _word_tables() -> tuple[frozenset, frozenset, frozenset, frozenset]:
                     verbs.add(word)
     people = {lemma for lemma, offsets in noun_index()  # one of the two most frequent senses is a person
               if lemma in nouns and any(noun_kind.get(offset) == ("18", False) for offset in offsets[:2])}
-    return frozenset(lowercase), frozenset(nouns), frozenset(verbs), frozenset(people)
+    return frozenset(lowercase), frozenset(nouns), frozenset(verbs), frozenset(people), frozenset(any_case)
 
 
 # WordNet's morphy: suffix rules per part of speech, tried when a form is no exception.
@@ -131,11 +168,24 @@ def is_common_word(word: str) -> bool:
     return lower in lowercase or _base(lower) in lowercase
 
 
+def is_wordnet_noun(word: str) -> bool:
+    """Whether WordNet has a noun that is no named entity written so in any case: "Dutch", "Oscar",
+    "English"; not "Katie" or "Joseph"."""
+    return word.lower() in _word_tables()[4]
+
+
 @functools.lru_cache(maxsize=262144)
 def noun_and_verb(word: str) -> tuple[bool, bool]:
     """Whether a lower-case ``word`` can be a common noun, and whether it can be a verb."""
-    _, nouns, verbs, _ = _word_tables()
+    _, nouns, verbs, _, _ = _word_tables()
     return word in nouns or _base(word, "n") in nouns, word in verbs or _base(word, "v") in verbs
+
+
+@functools.lru_cache(maxsize=65536)
+def is_past_verb(word: str) -> bool:
+    """A lower-case verb in the past tense or participle: "won", "made", "dined"."""
+    base = _base(word, "v")
+    return base != word and not word.endswith("s") and base in _word_tables()[2]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -211,10 +261,22 @@ def load_tables() -> None:
     _morphology()
     given_names()
     surnames()
+    compound_nouns()
 
 
 def is_number(word: str) -> bool:
     return bool(NUMBER.match(word)) or word.lower() in NUMBER_WORDS
+
+
+def is_count(word: str) -> bool:
+    """A cardinal number: "2", "two", "6,000"; not "29th" or "1950s"."""
+    return word.replace(",", "").isdigit() or word.lower() in NUMBER_WORDS
+
+
+def is_plural_noun(word: str) -> bool:
+    """A lower-case common noun in the plural: "sculptures", "children"."""
+    base = _base(word, "n")
+    return word.islower() and base != word and base in _word_tables()[1]
 
 
 def starts_with_vowel_sound(word: str) -> bool:
@@ -222,6 +284,12 @@ def starts_with_vowel_sound(word: str) -> bool:
     if lower.startswith(("uni", "use", "usu", "eu", "one", "once", "ur")):
         return False
     return lower[:1] in "aeiou" or lower.startswith(("hour", "honest", "honor", "honour", "heir"))
+
+
+@functools.lru_cache(maxsize=65536)
+def singular(word: str) -> str:
+    """WordNet's noun lemma of a word: "setters" -> "setter"."""
+    return _base(word.lower(), "n")
 
 
 def plural(noun: str) -> str:

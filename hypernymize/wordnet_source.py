@@ -21,8 +21,9 @@ from hypernymize.wordnet_files import cache_root, wordnet
 
 # Where the rules below choose a worse word for a frequent instance hypernym (180 capitals).
 PREFERRED_WORDS = {"national_capital.n.01": "city"}
-TYPE_ROOTS = (("person.n.01", PERSON), ("location.n.01", PLACE), ("organization.n.01", ORGANIZATION),
-              ("social_group.n.01", ORGANIZATION))
+TYPE_ROOTS = (("person.n.01", PERSON), ("location.n.01", PLACE), ("body_of_water.n.01", PLACE), ("land.n.04", PLACE),
+              ("geological_formation.n.01", PLACE), ("organization.n.01", ORGANIZATION),
+              ("social_group.n.01", ORGANIZATION))  # rivers, islands and mountains are places too
 
 
 def _spoken(lemma: str) -> str:

@@ -100,6 +100,9 @@ def parser() -> argparse.ArgumentParser:
     hyp.add_argument("--style", choices=sorted(HypernymizeConfig.CHOICES["style"]), default=HypernymizeConfig.style)
     hyp.add_argument("--min-population", type=int, default=HypernymizeConfig.min_population, metavar="N",
                      help=f"GeoNames cities from this many people (default {HypernymizeConfig.min_population})")
+    hyp.add_argument("--drop-counts", action="store_true",
+                     help="drop a bare count before a plural noun too, as the Conceptual Captions paper did "
+                          "(\"Two sculptures\" -> \"sculptures\")")
     hyp.add_argument("--spacy-model", default=HypernymizeConfig.spacy_model, metavar="NAME|DIR",
                      help="spaCy NER to help find entities: auto (en_core_web_sm when installed; the "
                           "default), off, a model name or a folder nlp.to_disk wrote")
@@ -119,7 +122,7 @@ def run_hypernymize(args) -> int:
     except OSError as err:
         raise ConfigError(f"cannot read {args.file}: {err.strerror}") from None
     hypernymizer = load_hypernymizer(kb=args.kb, min_population=args.min_population, mode=args.mode,
-                                     style=args.style, spacy_model=args.spacy_model)
+                                     style=args.style, drop_counts=args.drop_counts, spacy_model=args.spacy_model)
     tagger = hypernymizer.tagger
     with source:
         lines = (line.rstrip("\r\n") for line in source)

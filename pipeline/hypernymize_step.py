@@ -11,6 +11,7 @@ from typing import ClassVar
 from filters.record import is_rejected, reject
 from hypernymize.config import HypernymizeConfig
 from hypernymize.rewriter import TOO_FEW_WORDS, UNRESOLVED
+from hypernymize.spacy_tagger import resolve_spacy_model
 from pipeline.shard_step import ShardStep
 
 
@@ -37,13 +38,20 @@ class HypernymizeStep(ShardStep):
         if settings.spacy_model not in ("auto", "off"):
             load_spacy_tagger(settings.spacy_model)  # so does a model that will not load
 
+    @classmethod
+    def resolved(cls, config) -> dict[str, str]:
+        return {"hypernymize.spacy_model": resolve_spacy_model(config.hypernymize.spacy_model)}
+
     def __init__(self, hypernymize: HypernymizeConfig):
         from hypernymize.loading import load_hypernymizer
 
         self.hypernymizer = load_hypernymizer(
             kb=hypernymize.kb, min_population=hypernymize.min_population, mode=hypernymize.mode,
             style=hypernymize.style, min_words=hypernymize.min_words,
-            reject_unresolved=hypernymize.reject_unresolved, spacy_model=hypernymize.spacy_model)
+            reject_unresolved=hypernymize.reject_unresolved, drop_counts=hypernymize.drop_counts,
+            spacy_model=hypernymize.spacy_model)
+        tagger = self.hypernymizer.tagger
+        self.info = {"spacy_model": tagger.description if tagger else resolve_spacy_model(hypernymize.spacy_model)}
 
     def __call__(self, outcomes: list[dict]) -> list[dict]:
         live = [outcome for outcome in outcomes if not is_rejected(outcome)]

@@ -53,10 +53,18 @@ def input_sizes(items: list[tuple[str, str]]) -> list[list]:
     return [[kind, path, fileio.size(path)] for kind, path in items]
 
 
-def fingerprint(inputs: list[list], config: Config) -> str:
+def resolved_settings(config: Config) -> dict[str, str]:
+    """What the enabled steps' machine-dependent settings stand for here ("auto": the model found)."""
+    return {name: value for step in enabled_steps(config) for name, value in step.resolved(config).items()}
+
+
+def fingerprint(inputs: list[list], config: Config, resolved: dict[str, str]) -> str:
     settings = {section: {k: v for k, v in values.items() if (section, k) not in SPEED_ONLY}
                 for section, values in config.to_dict().items()}
-    blob = json.dumps({"inputs": inputs, "config": settings}, sort_keys=True)
+    content = {"inputs": inputs, "config": settings}
+    if resolved:  # left out when empty, so such runs keep the fingerprint they had before it existed
+        content["resolved"] = resolved
+    blob = json.dumps(content, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -74,11 +82,14 @@ def prepare_output(out_dir: str, items, config: Config, *, overwrite: bool) -> N
     fileio.ensure_dir(out_dir)
     run_file = fileio.join(out_dir, "run.json")
     inputs = input_sizes(items)
-    claim = {"fingerprint": fingerprint(inputs, config), "inputs": inputs, "config": config.to_dict()}
+    resolved = resolved_settings(config)
+    claim = {"fingerprint": fingerprint(inputs, config, resolved), "inputs": inputs,
+             "config": config.to_dict(), "resolved": resolved}
     if fileio.exists(run_file) and not overwrite:
         previous = json.loads(fileio.read_bytes(run_file))
         if previous.get("fingerprint") != claim["fingerprint"]:
-            changed = _changed_settings(previous.get("config", {}), claim["config"])
+            changed = (_changed_settings(previous.get("config", {}), claim["config"])
+                       + _changed_resolutions(previous, claim))
             if previous.get("inputs") != inputs:
                 changed.append("the input files")
             raise OutputFolderError(
@@ -98,6 +109,19 @@ def prepare_output(out_dir: str, items, config: Config, *, overwrite: bool) -> N
 def _changed_settings(old: dict, new: dict) -> list[str]:
     return [f"{section}.{key}" for section, values in new.items() for key, value in values.items()
             if old.get(section, {}).get(key) != value and (section, key) not in SPEED_ONLY]
+
+
+def _changed_resolutions(previous: dict, claim: dict) -> list[str]:
+    """Settings as they were that stand for something else now, e.g. "auto" finding a new model."""
+    was, old_config, config = previous.get("resolved", {}), previous.get("config", {}), claim["config"]
+    return [f"{name} ({_setting(config, name)}: was {was.get(name, 'not recorded')}, now {now})"
+            for name, now in claim["resolved"].items()
+            if was.get(name) != now and _setting(old_config, name) == _setting(config, name)]
+
+
+def _setting(config: dict, name: str):
+    section, key = name.split(".", 1)
+    return config.get(section, {}).get(key)
 
 
 def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,

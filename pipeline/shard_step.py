@@ -10,6 +10,8 @@ from that list.
   from them, and ``build`` hands the step its sections.
 - ``enabled(config)`` and ``preflight(config)``: whether the run uses the step, and the check it
   needs in the launcher before workers start (a model name that does not exist, a file missing).
+- ``resolved(config)``: what settings that depend on the machine stand for on it (dotted setting ->
+  value, e.g. which model "auto" finds); run.json records it and a resume must find the same.
 - ``batch_size`` and ``__call__(batch)``: a list of outcomes in, the same number out, in order;
   ``batch_size`` counts the samples (not rejects) in a batch.
 - ``info``: what the step reports into each shard's stats (and the run's) under its stage.
@@ -48,6 +50,11 @@ class ShardStep:
     @classmethod
     def preflight(cls, config: Config) -> None:
         """Checks to make in the launcher, before any worker starts; raise a user error."""
+
+    @classmethod
+    def resolved(cls, config: Config) -> dict[str, str]:
+        """What the step's machine-dependent settings stand for here, by dotted setting name."""
+        return {}
 
     @classmethod
     def build(cls, config: Config) -> ShardStep:

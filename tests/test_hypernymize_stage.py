@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from crawl.serve import LocalServer, Route
+from hypernymize.spacy_tagger import resolve_spacy_model
 
 from pipeline_helpers import PERMISSIVE, jpeg, reject_rows, run_local, serve, shard_rows, tar_samples
 
@@ -41,6 +42,8 @@ def test_the_stage_rewrites_captions_and_rejects_with_reasons(tmp_path):
     assert funnel.index("image") < funnel.index("hypernymize")
     stage = next(e for e in stats["funnel"] if e["stage"] == "hypernymize")
     assert (stage["in"], stage["passed"], stage["rejected"]) == (4, 3, 1)
+    recorded = json.loads((tmp_path / "out" / "stats.json").read_text())["hypernymize"]
+    assert recorded == {"spacy_model": resolve_spacy_model("auto")}  # the default: none installed here
 
 
 CONCEPT_CAPTIONS = {

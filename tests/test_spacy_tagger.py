@@ -1,6 +1,10 @@
 """The spaCy NER plug-in, on a tiny NER pipeline the fixture trains and saves (no model download)."""
 
+import json
 import random
+import re
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -12,12 +16,18 @@ from spacy.util import fix_random_seed, is_package, minibatch  # noqa: E402
 
 from hypernymize.knowledge import ORGANIZATION, PERSON, PLACE, THING  # noqa: E402
 from hypernymize.spacy_tagger import (  # noqa: E402
-    DROPPED_LABELS,
+    AMOUNT_LABELS,
+    AUTO_MODEL,
+    DATE_LABELS,
     HYPERNYMS,
+    NONE_INSTALLED,
     SpacyModelError,
     TaggedSpan,
     load_spacy_tagger,
+    resolve_spacy_model,
 )
+from pipeline.config import load_config  # noqa: E402
+from pipeline.run import OutputFolderError, prepare_output  # noqa: E402
 
 CAPTIONS = [
     ("Taylor Swift performs at the stadium.", [("Taylor Swift", "PERSON")]),
@@ -142,6 +152,62 @@ def test_without_spacy_auto_is_off_and_a_name_says_pip_install(monkeypatch):
         load_spacy_tagger("en_core_web_sm")
 
 
+def test_a_setting_resolves_to_the_model_it_loads(model_dir, tagger, tmp_path):
+    assert resolve_spacy_model(None) == resolve_spacy_model("off") == "off"
+    if not is_package(AUTO_MODEL):
+        assert resolve_spacy_model("auto") == NONE_INSTALLED
+    assert resolve_spacy_model(str(model_dir)) == tagger.description == "en_pipeline 0.0.0"  # from meta.json
+    with pytest.raises(SpacyModelError, match="neither an installed package nor a folder"):
+        resolve_spacy_model(str(tmp_path / "missing"))
+
+
+def claimed_model(out) -> str:
+    return json.loads((out / "run.json").read_text())["resolved"]["hypernymize.spacy_model"]
+
+
+def test_a_resume_needs_the_same_model_in_the_folder(model_dir, tmp_path):
+    folder = shutil.copytree(model_dir, tmp_path / "model")
+    config = load_config(None, ["hypernymize.enabled=true", f"hypernymize.spacy_model={folder}"])
+    prepare_output(str(tmp_path / "out"), [], config, overwrite=False)
+    prepare_output(str(tmp_path / "out"), [], config, overwrite=False)  # the same model: resumes
+    assert claimed_model(tmp_path / "out") == "en_pipeline 0.0.0"
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "version": "0.0.1"}))
+    changed = f"hypernymize.spacy_model ({folder}: was en_pipeline 0.0.0, now en_pipeline 0.0.1)"
+    with pytest.raises(OutputFolderError, match=re.escape(changed)):
+        prepare_output(str(tmp_path / "out"), [], config, overwrite=False)
+
+
+@pytest.fixture
+def en_core_web_sm_site(model_dir, tmp_path):
+    """A folder where pip installed the tiny pipeline as the package en_core_web_sm 3.8.0 (not
+    yet on sys.path)."""
+    from spacy.cli.package import package
+
+    if is_package(AUTO_MODEL):
+        pytest.skip(f"{AUTO_MODEL} is installed")
+    package(model_dir, tmp_path, name="core_web_sm", version="3.8.0", create_sdist=False)
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--target", str(site), str(tmp_path / "en_core_web_sm-3.8.0")],
+                   check=True)
+    yield site
+    sys.modules.pop(AUTO_MODEL, None)
+
+
+def test_auto_finding_a_newly_installed_model_refuses_the_resume(en_core_web_sm_site, tmp_path, monkeypatch):
+    config = load_config(None, ["hypernymize.enabled=true", "hypernymize.spacy_model=auto"])
+    prepare_output(str(tmp_path / "out"), [], config, overwrite=False)
+    assert claimed_model(tmp_path / "out") == NONE_INSTALLED
+    monkeypatch.syspath_prepend(en_core_web_sm_site)  # now en_core_web_sm is installed
+    assert resolve_spacy_model("auto") == load_spacy_tagger("auto").description == "en_core_web_sm 3.8.0"
+    changed = "hypernymize.spacy_model (auto: was none installed, now en_core_web_sm 3.8.0)"
+    with pytest.raises(OutputFolderError, match=re.escape(changed)):
+        prepare_output(str(tmp_path / "out"), [], config, overwrite=False)
+    prepare_output(str(tmp_path / "out"), [], config, overwrite=True)
+    assert claimed_model(tmp_path / "out") == "en_core_web_sm 3.8.0"
+
+
 def test_pipeline_without_ner_is_refused(tmp_path):
     spacy.blank("en").to_disk(tmp_path / "blank")
     with pytest.raises(SpacyModelError, match="no ner component"):
@@ -149,7 +215,7 @@ def test_pipeline_without_ner_is_refused(tmp_path):
 
 
 def test_every_label_has_one_treatment():
-    assert not set(HYPERNYMS) & DROPPED_LABELS
+    assert not set(HYPERNYMS) & (DATE_LABELS | AMOUNT_LABELS) and not DATE_LABELS & AMOUNT_LABELS
     assert {entry[1] for entry in HYPERNYMS.values() if entry} <= {PERSON, PLACE, ORGANIZATION, THING}
     assert HYPERNYMS["PERSON"] == ("person", PERSON) and HYPERNYMS["NORP"] is None
 
@@ -181,8 +247,6 @@ def test_the_hypernymizer_uses_what_the_tagger_finds(hypernymizers):
 
 
 def test_the_cli_and_the_pipeline_take_a_spacy_model(model_dir, tmp_path, capsys):
-    import json
-
     from pipeline.cli import main
 
     captions = tmp_path / "captions.txt"
@@ -227,4 +291,6 @@ def test_the_pipeline_stage_tags_in_batches_with_the_model(model_dir, tmp_path, 
         run_local([listing], tmp_path / "out", *PERMISSIVE, site.connect_to, "hypernymize.enabled=true",
                   f"hypernymize.spacy_model={model_dir}")
     assert {r["caption"]: r["caption_hypernymized"] for r in shard_rows(tmp_path / "out")} == captions
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["hypernymize"] == {
+        "spacy_model": "en_pipeline 0.0.0"}
     assert calls == [2, 1]  # three captions, two to a batch

@@ -137,6 +137,44 @@ def test_html_entities_are_decoded(raw, cleaned):
     assert clean_caption(raw) == cleaned
 
 
+YALE = ("<a href='http://nymetroparents.com/listing/Yale-New-Haven-Children-s-Hospital-'>Yale-New Haven "
+        "Children's Hospital </a>Ribbon Cutting Ceremony.")
+TRUONG = "Researcher holding two skulls of the never seen Truong Son muntjac (&lt;i&gt;Truong Son ... / &copy;: WWF-UK"
+
+
+@pytest.mark.parametrize("raw, cleaned", [
+    # parquet rows: a link whose address used to take the tag's text with it, and an escaped tag
+    (YALE, "Yale-New Haven Children's Hospital Ribbon Cutting Ceremony."),
+    (TRUONG, "Researcher holding two skulls of the never seen Truong Son muntjac (Truong Son ..."),
+    ("In the video game <em>Portal 2</em>, players use portals to teleport themselves and objects to help solve "
+     "puzzles.", "In the video game Portal 2, players use portals to teleport themselves and objects to help "
+     "solve puzzles."),
+    ("Ryde, Sydney, Australia<br /> Grave of Maria Ann Smith, better known as 'Granny' Smith. St Annes, Ryde.",
+     "Ryde, Sydney, Australia Grave of Maria Ann Smith, better known as 'Granny' Smith. St Annes, Ryde."),
+    ("Fred Perry Black Stewart Tartan Scarf<p>Black", "Fred Perry Black Stewart Tartan Scarf Black"),
+    ("<!--020111101037766-->Hip Hop Flash Drive - 'Roland TR-808 - 16GB' [USB Memory Drive]",
+     "Hip Hop Flash Drive - 'Roland TR-808 - 16GB' [USB Memory Drive]"),
+    ("1:18 scale For LP610 Diecast Sports <font><b>Car</b></font> <font><b>Model</b></font> Simulated Alloy",
+     "1:18 scale For LP610 Diecast Sports Car Model Simulated Alloy"),
+    # written for these tests
+    ("A <b class=\"x\">red</b> barn<br/>in winter", "A red barn in winter"),
+    ("A red <I>barn</I> in <SPAN STYLE='color: red'>winter</SPAN>", "A red barn in winter"),
+    ('A red barn <img src="barn.jpg" alt="barn"> in winter', "A red barn in winter"),
+])
+def test_html_tags_are_removed_and_their_text_kept(raw, cleaned):
+    assert clean_caption(raw) == cleaned
+
+
+@pytest.mark.parametrize("caption", [
+    "triple high helix <3", "Asymptomatisk CD4 < 350 CD4 tall < 350",  # parquet rows
+    "kayaker in deep orange by solita17, Photography->Sunset/Rise gallery",  # parquet row
+    "Ed Design Torq >> Asphalt 8 Ed Design Torq Nevada Reverse 1 09 795 St Youtube",  # parquet row
+    "A sign saying x > y and y < z", "I <3 my dog", "Shot on a <Samsung S1050> at dusk",
+])
+def test_angle_brackets_that_are_no_tags_stay(caption):
+    assert clean_caption(caption) == caption
+
+
 @pytest.mark.parametrize("raw, cleaned", [
     ("CafÃ©", "Café"),
     ("CafÃ© on the corner", "Café on the corner"),

@@ -80,7 +80,8 @@ def test_quoted_examples_are_rows_of_the_parquet(texts):
 def test_default_settings_switch_every_rule_off():
     nothing = TextRules(TextRuleSettings())
     assert nothing.form_checks == [] and nothing.checks == []
-    for caption in ["IMG_2345.jpg", "#sunset #beach", "SHOUTED TEXT EVERYWHERE", "a", "glorbix glorbix glorbix"]:
+    for caption in ["IMG_2345.jpg", "#sunset #beach", "SHOUTED TEXT EVERYWHERE", "a", "glorbix glorbix glorbix",
+                    "a href=' Haven Children's Hospital </a>Ribbon Cutting Ceremony."]:
         assert nothing.check(caption, ("fr", 0.01)) is None
 
 
@@ -149,6 +150,51 @@ def test_length_rules_in_order():
     assert reason(rule, "Dogs running") == "too_few_words"
     assert reason(rule, "a b c d e f g") == "too_many_words"
     assert reason(rule, "Dogs running home") is None
+
+
+# --- markup ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("caption, detail", [
+    # what cleaning made of a parquet row before it took tags out before addresses
+    ("a href=' Haven Children's Hospital </a>Ribbon Cutting Ceremony.", "href="),
+    # alt-texts cut off inside a tag, as cleaning leaves them
+    ("Yale-New Haven Children's Hospital <a href='", "href="),
+    ("Stephan Doitschinoff - Ceus Abertos (Open Skies) (2011<strong style = 'color:#6", "style ="),
+    ("Raw Air is a ten day ski jumping tournament <br", "<br"),
+    ("A red barn in winter <img src", "<img src"),
+    ("Martin Freeman</a", "</a"),
+    ('The JFHS cast celebrates its Region victory. <div class="buy-pic', "class="),
+    ('data-credit="AP/Chevron" Student from Lavonya DeJean Middle School', 'data-credit="'),
+    ("A red barn class=caption in winter", "class="),
+])
+def test_markup_fails(caption, detail):
+    assert rules(markup=True).check(caption) == ("markup", detail)
+    assert rules().check(caption) is None
+
+
+@pytest.mark.parametrize("caption", [
+    "triple high helix <3", "Asymptomatisk CD4 < 350 CD4 tall < 350",  # parquet rows
+    "kayaker in deep orange by solita17, Photography->Sunset/Rise gallery",  # parquet row
+    "U+ME=OTP 10xROSE by nickelcurry", "Spring in Louisiana = Festival Season!",  # parquet rows
+    "Like I like going out with friends. (= I enjoy it)",  # parquet row, its private-use characters left out
+    "A sign saying x > y and y < z", "I <3 my dog", "E=mc2 on a blackboard", "A dog <- a cat",
+])
+def test_angle_brackets_and_equals_signs_are_no_markup(caption):
+    assert rules(markup=True).check(caption) is None
+
+
+def test_cleaning_leaves_no_markup_in_the_parquet(texts):
+    """Every tag in the parquet's alt-texts is complete: cleaning takes all of them out."""
+    tagged = [t for t in texts if "</" in t or "<br" in t]
+    assert len(tagged) >= 40
+    rule = rules(markup=True)
+    assert [t for t in tagged if reason(rule, clean_caption(t)) == "markup"] == []
+
+
+def test_cc_presets_reject_markup():
+    assert CC3M.markup and CC12M.markup and not LAION.markup and not DATACOMP_BASIC.markup
+    for settings in (CC3M, CC12M):
+        assert reason(TextRules(settings), "Yale-New Haven Children's Hospital <a href='") == "markup"
 
 
 # --- file names -----------------------------------------------------------------------------------
@@ -499,6 +545,16 @@ def test_3_to_2_screen_res_fails_cc3m(cc3m_filter):
     verdict = cc3m_filter.check("3 to 2 screen res")
     assert not verdict.passed
     assert verdict.caption == "3 to 2 screen res"
+
+
+def test_cc3m_cleans_tags_and_rejects_what_is_left_of_markup(cc3m_filter):
+    tagged = cc3m_filter.check("In the video game <em>Portal 2</em>, players use portals to teleport themselves "
+                               "and objects to help solve puzzles.")  # parquet row
+    assert tagged.passed and tagged.caption.startswith("In the video game Portal 2, players")
+    cut_off = cc3m_filter.check("Yale-New Haven Children's Hospital <a href='http://nymetroparents.com/listing/Yale")
+    assert (cut_off.caption, cut_off.reason, cut_off.detail) == (
+        "Yale-New Haven Children's Hospital <a href='", "markup", "href=")
+    assert (cut_off.lang, cut_off.lang_score) == (None, None)  # rejected on form: never sent to language ID
 
 
 @pytest.mark.parametrize("text", ["IMG_2345.jpg", "DSC0001", "featured-1", "1"])
