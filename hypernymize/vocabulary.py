@@ -43,18 +43,18 @@ PLACE_HEADS = {"centre": "venue", "center": "venue", "arena": "venue", "stadium"
                "bridge": "bridge", "square": "square", "street": "street", "beach": "beach",
                "university": "university", "college": "college", "school": "school", "gallery": "gallery"}
 # Head nouns of names of events, institutions, groups, works and sites: a run of capitalised words
-# that ends in one of them ("Pilgrimage Music & Cultural Festival"), or starts with one before
-# "of" ("Battle of Issus", "University of Oxford"), is that thing. Any other head is no evidence:
+# that ends in one of them ("Pilgrimage Music & Cultural Festival"), or has one right before "of"
+# ("Battle of Issus", "National Gallery of Canada"), is that thing. Any other head is no evidence:
 # "Savory Tuna Burgers", "Marine Le Pen" and "Moon Pictures" are not burgers, a pen or pictures.
 NAMED_HEADS = frozenset(PLACE_HEADS) | frozenset((
-    "festival awards award prize championship championships cup tournament games olympics marathon race "
-    "grand-prix conference summit expo exhibition fair show parade carnival concert tour "
-    "hospital clinic academy institute library zoo aquarium garden gardens arena hall hotel inn resort "
-    "restaurant cafe pub bar mosque temple chapel abbey monastery tower building mall market "
-    "company corporation bank foundation council committee association society party club team band "
-    "orchestra choir army navy police department ministry agency magazine newspaper "
-    "lake river mountain mountains island islands bay valley forest falls canyon desert "
-    "battle war siege revolution").split())
+    "festival awards award prize championship championships cup tournament games olympics marathon "
+    "race grand-prix conference summit expo exhibition fair show parade carnival concert tour "
+    "hospital clinic academy institute library zoo aquarium garden gardens inn resort restaurant "
+    "cafe pub bar mosque temple chapel abbey monastery tower building mall market company "
+    "corporation bank foundation council committee association society party club team band "
+    "orchestra choir army navy police department ministry agency magazine newspaper lake river "
+    "mountain mountains island islands bay valley forest falls canyon desert battle war siege "
+    "revolution").split())
 NOT_GIVEN_NAMES = {"First", "Second", "Third", "Saint", "St", "Mount", "Lake", "Fort", "New", "Old", "Great"}
 
 _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
