@@ -156,8 +156,11 @@ def main() -> None:
     from filters.text_filter import TextFilter
 
     settings = TextConfig()  # the default preset, cc3m: what the stage gets in a run
-    verdicts = TextFilter(settings.rules(), settings.lang_model).check_batch(captions)
+    text_filter = TextFilter(settings.rules(), settings.lang_model)
+    verdicts = text_filter.check_batch(captions)
     passed = [v.caption for v in verdicts if v.passed]
+    if not passed:
+        sys.exit(f"no caption of {CAPTIONS} passes the {settings.preset} text rules: nothing measured")
     on_passed = [hypernymizer.rewrite(c) for c in passed]
     print(f"outcomes on the {len(passed)} that pass the {settings.preset} text rules: " + outcomes(on_passed))
     rewritten = sum(not r.rejected and r.rewritten != r.caption for r in on_passed)
@@ -172,8 +175,7 @@ def main() -> None:
                 if not r.rejected and r.rewritten != r.caption][:len(checked)]
         write_web_check(args.web_check, rows)
         print(f"wrote {len(rows)} rewrites to {args.web_check}")
-    sentences = [v.caption for v in TextFilter(settings.rules(), settings.lang_model).check_batch(mmc4_sentences())
-                 if v.passed]
+    sentences = [v.caption for v in text_filter.check_batch(mmc4_sentences()) if v.passed]
     print(f"idempotence on captions rewritten once and rewritten again (target: >= {IDEMPOTENCE_TARGET:.0%} unchanged)")
     print(f"{'set':<44} {'style':<6} {'captions':>8} {'changed':>8} {'unchanged':>9}")
     for name, texts in ((f"{len(passed)} web alt-texts passing {settings.preset}", passed),
@@ -182,7 +184,9 @@ def main() -> None:
         for style in ("cc3m", "plain"):
             styled = type(hypernymizer)(hypernymizer.sources, hypernymizer.gazetteer, style=style)
             kept, changed = idempotence(styled, texts)
-            print(f"{name:<44} {style:<6} {kept:>8} {changed:>8} {1 - changed / max(kept, 1):>9.2%}")
+            if not kept:
+                sys.exit(f"idempotence: no caption of {name} was kept by the first pass: nothing measured")
+            print(f"{name:<44} {style:<6} {kept:>8} {changed:>8} {1 - changed / kept:>9.2%}")
     print(f"target: >= {TARGET} captions/s per core on the first pass, with cold word caches "
           f"({'met' if cold >= TARGET else 'not met'}); the warm pass repeats the same captions")
 

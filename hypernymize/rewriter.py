@@ -121,6 +121,11 @@ class Rewrite:
         return [entity.hypernym for entity in self.entities if entity.kept and entity.hypernym]
 
 
+def _within(slots: list[Slot], start: int, end: int) -> list[int]:
+    """The indices of the tokens inside the character span [start, end)."""
+    return [i for i, slot in enumerate(slots) if slot.token.start >= start and slot.token.end <= end]
+
+
 def _inside_a_name(caption: str, match: re.Match) -> bool:
     """Whether a year stands between two words, the first no function word, as a model number in a
     name does ("HON 1870 Series", "fox 2000 pictures"; not "the 2017 festival", "since 1953 t-shirt")."""
@@ -328,7 +333,7 @@ class Hypernymizer:
         return result
 
     def _drop_span(self, slots, start: int, end: int, with_preposition: set[str]) -> list[int]:
-        inside = [i for i, s in enumerate(slots) if s.token.start >= start and s.token.end <= end]
+        inside = _within(slots, start, end)
         for i in inside:
             slots[i].drop = True
         if inside:
@@ -371,7 +376,7 @@ class Hypernymizer:
         for tag in tags:
             if tag.label not in TAGGED_HYPERNYMS:
                 continue
-            inside = [i for i, s in enumerate(slots) if s.token.start >= tag.start and s.token.end <= tag.end]
+            inside = _within(slots, tag.start, tag.end)
             if not inside or any(slots[i].drop for i in inside):
                 continue
             span = (inside[0], inside[-1] + 1)
@@ -638,7 +643,7 @@ class Hypernymizer:
             return
         amounts = [tag for tag in tags if tag.label in AMOUNT_LABELS]
         for tag in amounts:
-            inside = [i for i, s in enumerate(slots) if s.token.start >= tag.start and s.token.end <= tag.end]
+            inside = _within(slots, tag.start, tag.end)
             if inside and inside[-1] + 1 < len(slots) and slots[inside[-1] + 1].token.start in starts:
                 for i in inside:
                     slots[i].drop = True
