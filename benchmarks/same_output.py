@@ -10,7 +10,7 @@ tree, each in its own process, on two cases:
   127.0.0.1 under their own host name, with a tiny CLIP model that has weights (the cut, the top
   fraction and embeddings), hypernymization with the concept cut, and image dedup.
 
-Compared: every file under ``shards/``, ``embeddings/`` and ``rejects/`` by name; tars byte for byte;
+Compared: every file under ``shards/``, ``embeddings/``, ``tokens/`` and ``rejects/`` by name; tars byte for byte;
 parquet files row for row (the rejects Beam writes before the shards, whose file names vary, as
 one sorted list); each shard's funnel; ``stats.json``'s funnel and totals; the whole-run passes'
 summaries (as JSON). A model without weights scores at random and its init was not seeded before this
@@ -30,6 +30,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,8 +141,8 @@ def compare(base: Path, new: Path) -> tuple[int, list[str]]:
     differences = []
 
     def files(out: Path) -> set[str]:
-        found = {str(p.relative_to(out)) for sub in ("shards", "embeddings", "rejects") if (out / sub).exists()
-                 for p in (out / sub).rglob("*") if p.is_file()}
+        found = {str(p.relative_to(out)) for sub in ("shards", "embeddings", "tokens", "rejects")
+                 if (out / sub).exists() for p in (out / sub).rglob("*") if p.is_file()}
         return {name for name in found if not name.startswith("rejects/pre/")}
 
     names = files(base)
@@ -153,7 +154,7 @@ def compare(base: Path, new: Path) -> tuple[int, list[str]]:
         if name.endswith(".tar"):
             same = a.read_bytes() == b.read_bytes() if not mask else tar_members(a, mask) == tar_members(b, mask)
         elif name.startswith("embeddings/") and mask:
-            same = pq.read_table(a).column("key").to_pylist() == pq.read_table(b).column("key").to_pylist()
+            same = np.array_equal(np.load(a)["key"], np.load(b)["key"])
         elif name.endswith(".parquet"):
             same = parquet_rows(a, mask) == parquet_rows(b, mask)
         elif name.endswith("_stats.json"):

@@ -3,7 +3,8 @@
     out/shards/NNNNN.tar             WebDataset: KEY.<image ext>, KEY.txt (final caption), KEY.json
     out/shards/NNNNN.parquet         one row per sample (dataset.schema.SAMPLE_SCHEMA)
     out/shards/NNNNN_stats.json      the shard's funnel; written last, it marks the shard as done
-    out/<side file>/NNNNN.parquet    per-sample vectors by key, in shard order (SIDE_FILES)
+    out/<side file>/NNNNN.npy        per-sample vectors by key, in shard order (SIDE_FILES)
+    out/tokens/tokenizers.json       the tokenizers that made tokens/ (tokens.manifest)
     out/rejects/shard-NNNNN.parquet  what the shard's steps rejected
     out/rejects/<pass>-NNNNN.parquet what a whole-run pass dropped from the shard
     out/rejects/pre/                 what the stages before the shards rejected
@@ -20,18 +21,21 @@ SHARDS, REJECTS, PRE_REJECTS = "shards", "rejects", "pre"
 
 @dataclass(frozen=True)
 class SideFile:
-    """A per-shard parquet beside the shards: a ``key`` column and one fixed-size vector column per
-    name in ``columns``, one row per sample that has them, in shard order. A step puts the vectors
-    of a sample in its record's ``field``, a tuple with one array per column."""
+    """A per-shard numpy file beside the shards, ``out/<folder>/NNNNN.npy``: one structured array
+    (``np.save`` without pickle; ``np.load(path, mmap_mode="r")`` maps it) with a row per sample that
+    has the side file's values, in shard order: ``key`` and one fixed-size field per name in
+    ``columns``. A step puts a sample's values in its record's ``field``, a tuple with one array or
+    scalar per column; their numpy types are the file's. A shard without such samples has no file."""
 
     folder: str
     field: str
     columns: tuple[str, ...]
-    dtype: str  # numpy / Arrow type of the vectors
 
 
-EMBEDDINGS = SideFile("embeddings", "clip_embeddings", ("image_embedding", "text_embedding"), "float16")
-SIDE_FILES = (EMBEDDINGS,)  # every side file, so whole-run passes and --overwrite treat them alike
+EMBEDDINGS = SideFile("embeddings", "clip_embeddings", ("image_embedding", "text_embedding"))
+TOKENS = SideFile("tokens", "tokens", ("text_ids", "text_length", "image_codes"))
+SIDE_FILES = (EMBEDDINGS, TOKENS)  # every side file, so whole-run passes and --overwrite treat them alike
+TOKENIZERS_FILE = "tokenizers.json"  # in the tokens folder: which tokenizers made the codes
 
 
 def shard_name(shard_id: int) -> str:
@@ -49,7 +53,7 @@ def shard_paths(out_dir: str, shard_id: int) -> dict[str, str]:
         "rejects": fileio.join(out_dir, REJECTS, f"shard-{name}.parquet"),
     }
     for side in SIDE_FILES:
-        paths[side.folder] = fileio.join(out_dir, side.folder, f"{name}.parquet")
+        paths[side.folder] = fileio.join(out_dir, side.folder, f"{name}.npy")
     return paths
 
 

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from dataset import fileio
 from dataset.layout import SIDE_FILES, SideFile, shard_ids, shard_paths
+from dataset.side_arrays import load_side
 
 
 def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
@@ -53,16 +54,11 @@ def load_stats(path: str) -> dict | None:
 
 
 def read_side(path: str, side: SideFile) -> dict[str, dict[str, np.ndarray]]:
-    """key -> {column: vector} of one shard's side file; empty when the shard has none."""
+    """key -> {column: value} of one shard's side file; empty when the shard has none."""
     if not fileio.exists(path):
         return {}
-    data = read_parquet(path)
-    columns = {}
-    for name in side.columns:
-        vectors = data.column(name).combine_chunks()
-        columns[name] = vectors.flatten().to_numpy(zero_copy_only=False).reshape(len(vectors), -1)
-    return {key: {name: columns[name][n] for name in side.columns}
-            for n, key in enumerate(data.column("key").to_pylist())}
+    array = load_side(path)
+    return {str(row["key"]): {name: row[name] for name in side.columns} for row in array}
 
 
 def read_shard(out_dir: str, shard_id: int) -> Iterator[dict]:

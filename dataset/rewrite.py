@@ -12,14 +12,12 @@ import io
 import tarfile
 from typing import Callable
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from dataset import fileio
 from dataset.layout import SIDE_FILES, shard_paths
-from dataset.reader import read_parquet, read_rows
+from dataset.reader import read_rows
 from dataset.schema import REJECT_SCHEMA, SAMPLE_SCHEMA
-from dataset.writer import write_parquet, write_table
+from dataset.side_arrays import drop_keys
+from dataset.writer import write_parquet
 
 
 def _rewrite_tar(path: str, drop: set[str]) -> None:
@@ -31,13 +29,6 @@ def _rewrite_tar(path: str, drop: set[str]) -> None:
                     continue
                 data = reader.extractfile(member).read() if member.isfile() else None
                 writer.addfile(member, io.BytesIO(data) if data is not None else None)
-
-
-def _rewrite_side_file(path: str, drop: set[str]) -> None:
-    vectors = read_parquet(path)
-    keep = pa.array([key not in drop for key in vectors.column("key").to_pylist()], pa.bool_())
-    if not pc.all(keep).as_py():
-        write_table(path, vectors.filter(keep))
 
 
 def drop_from_shard(out_dir: str, shard_id: int, rejects_path: str,
@@ -59,5 +50,5 @@ def drop_from_shard(out_dir: str, shard_id: int, rejects_path: str,
         write_parquet(paths["parquet"], kept, SAMPLE_SCHEMA)
     for side in SIDE_FILES:  # each checked on its own: a killed rewrite may have left one behind
         if dropped and fileio.exists(paths[side.folder]):
-            _rewrite_side_file(paths[side.folder], dropped)
+            drop_keys(paths[side.folder], dropped)
     return len(existing)

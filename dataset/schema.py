@@ -58,12 +58,6 @@ REJECT_SCHEMA = pa.schema([
 ])
 
 
-def side_schema(columns: tuple[str, ...], dtype: str, dimension: int) -> pa.Schema:
-    """A side file's columns: the sample key and one fixed-size vector per column name."""
-    vector = pa.list_(pa.from_numpy_dtype(dtype), dimension)
-    return pa.schema([("key", pa.string())] + [(name, vector) for name in columns])
-
-
 _RENAMED = {"url": "image_url"}  # output column -> record field
 
 

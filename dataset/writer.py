@@ -1,5 +1,5 @@
 """Write one shard: samples stream into a WebDataset tar while their parquet rows, rejects and
-side-file vectors are collected; ``commit`` writes those files and then the stats marker."""
+side-file values are collected; ``commit`` writes those files and then the stats marker."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import io
 import json
 import tarfile
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataset import fileio
 from dataset.layout import SideFile
-from dataset.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, reject_row, sample_row, side_schema, table
+from dataset.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, reject_row, sample_row, table
+from dataset.side_arrays import side_array, write_side
 from filters.record import is_rejected
 
 TAR_MTIME = 0  # fixed member times keep shards byte-identical between runs
@@ -39,20 +39,6 @@ def write_table(path: str, data: pa.Table) -> None:
 
 def write_parquet(path: str, rows: list[dict], schema: pa.Schema) -> None:
     write_table(path, table(rows, schema))
-
-
-def side_table(side: SideFile, rows: list[tuple]) -> pa.Table:
-    """(key, vector, ...) rows as the side file's parquet table."""
-    dimension = len(rows[0][1])
-    arrow_type = pa.from_numpy_dtype(side.dtype)
-
-    def vectors(column: int) -> pa.Array:
-        flat = np.concatenate([row[column] for row in rows]).astype(side.dtype)
-        return pa.FixedSizeListArray.from_arrays(pa.array(flat, arrow_type), dimension)
-
-    keys = pa.array([row[0] for row in rows], pa.string())
-    return pa.Table.from_arrays([keys] + [vectors(n + 1) for n in range(len(side.columns))],
-                                schema=side_schema(side.columns, side.dtype, dimension))
 
 
 class ShardWriter:
@@ -88,7 +74,7 @@ class ShardWriter:
         write_parquet(self.paths["rejects"], self.rejects, REJECT_SCHEMA)
         for side, rows in self.side_rows.items():
             if rows:
-                write_table(self.paths[side.folder], side_table(side, rows))
+                write_side(self.paths[side.folder], side_array(side, rows))
         fileio.write_bytes(self.paths["stats"], json.dumps(stats, indent=1).encode())
 
     def abort(self, err: BaseException) -> None:

@@ -9,23 +9,39 @@
 When a pretrained tag's weights cannot be fetched (no network), the model loads randomly
 initialised and ``LoadedClip.weights`` is None with the reason in ``problem``: scores then have
 the right format and no meaning, and the stage must not filter on them.
+
+Precision ``auto`` is measured, once per machine and model (``filters/precision.py``): the fastest
+of fp32, bf16 (fp16 on a GPU without bf16) and, on a CPU, int8 whose scores stay within 0.01 of
+fp32's. CPU flags do not tell: on a 2-core Xeon with AVX512-BF16, ViT-B-32 once scored 14.6
+pairs/s in fp32 and 9.6 in bf16 on a busy machine, and 15.9 and 59.6 on a quiet one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import json
 import os
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from filters.clip_config import PRECISIONS, ClipConfig
+from filters.precision import Calibration, calibrate, check_photos
 
 HF_HUB, LOCAL_DIR = "hf-hub:", "local-dir:"
 CONFIG_FILE, WEIGHTS_FILE = "open_clip_config.json", "open_clip_model.safetensors"
+SCORE_BOUND = 0.01  # a precision other than fp32 keeps every score within this of fp32's
+# What precision auto scores, all images against all captions: check_photos' first eight (256 px, as
+# the shard step hands images over) and captions of them.
+CHECK_SIZE = 256
+CHECK_CAPTIONS = ("an astronaut in a white suit", "a cup of coffee on a saucer", "a cat lying on a sofa",
+                  "a rocket on a launch pad", "stained cells under a microscope", "galaxies in deep space",
+                  "the back of a human eye", "a black and white photo of a camera man")
 
 
 class ClipModelError(RuntimeError):
@@ -38,7 +54,7 @@ class LoadedClip:
     preprocess: Callable[[Any], torch.Tensor]  # PIL image -> (3, H, W) tensor
     tokenizer: Callable[[list[str]], torch.Tensor]  # texts -> (n, context_length) token ids
     device: torch.device
-    precision: str  # fp32, bf16, fp16 (weights and images in that type) or int8
+    precision: str  # fp32, bf16, fp16 (weights and images in that type) or int8; auto's choice
     weights: str | None  # where the weights came from (tag, file, hub id, folder); None: random
     problem: str = ""  # why there are no weights
 
@@ -49,27 +65,20 @@ def resolve_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): then a bf16 model runs
-    ~4x faster than fp32 (ViT-B-32 on this project's 2-core EPYC); emulated bf16 is slower."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def resolve_precision(setting: str, device: torch.device) -> str:
+    """The setting, checked against the device; "auto" stays "auto" (``load_clip`` measures it)."""
     if setting not in PRECISIONS:
         raise ClipModelError(f"clip precision {setting!r}: use one of {', '.join(PRECISIONS)}")
     if setting == "int8" and device.type != "cpu":
         raise ClipModelError("clip precision int8 is a CPU path; use bf16 or fp16 on a GPU")
-    if setting != "auto":
-        return setting
+    return setting
+
+
+def auto_candidates(device: torch.device) -> tuple[str, ...]:
+    """What precision auto tries besides fp32."""
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+        return ("bf16",) if torch.cuda.is_bf16_supported() else ("fp16",)
+    return ("bf16", "int8") if device.type == "cpu" else ()
 
 
 def _with_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
@@ -94,7 +103,7 @@ def _has_weights(folder: str) -> bool:
 
 def check_clip_model(clip: ClipConfig) -> tuple[torch.device, str]:
     """The cheap checks of ``load_clip`` (no model built): names, files, precision. Returns the
-    device and precision the model will use."""
+    device and precision the model will use, "auto" while ``load_clip`` has not measured it."""
     import open_clip
 
     device = resolve_device(clip.device)
@@ -149,8 +158,42 @@ def load_clip(clip: ClipConfig) -> LoadedClip:
                 reason = str(err).split(". ")[0][:300]  # open_clip's first sentence names the file
                 problem = f"weights {name}/{pretrained} unavailable ({type(err).__name__}: {reason})"
         tokenizer = open_clip.get_tokenizer(name)
-    model = _with_precision(model.eval(), precision)
+    model = model.eval()
+    if precision == "auto":
+        identity = f"{name} {pretrained}" if pretrained and not name.startswith((LOCAL_DIR, HF_HUB)) else name
+        identity += "" if weights else " (random weights)"  # how far int8 and bf16 stray depends on them
+        precision = calibrate_clip(identity, model, preprocess, tokenizer, device).precision
+    model = _with_precision(model, precision)
     return LoadedClip(model, preprocess, tokenizer, device, precision, weights, problem)
+
+
+def calibrate_clip(identity: str, model: torch.nn.Module, preprocess: Callable, tokenizer: Callable,
+                   device: torch.device) -> Calibration:
+    """Which precision scores fastest on this machine with every score within ``SCORE_BOUND`` of
+    fp32's (``model`` in fp32, kept as it is; cached by ``identity`` and machine)."""
+    from filters.clip_score import PIXEL_TYPES
+
+    @functools.cache  # only when measuring
+    def check_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+        photos = check_photos(CHECK_SIZE, len(CHECK_CAPTIONS))
+        return torch.stack([preprocess(photo) for photo in photos]), tokenizer(list(CHECK_CAPTIONS))
+
+    def prepare(precision: str) -> Callable[[], np.ndarray]:
+        # bf16 and fp16 cast in place: a copy; dynamic quantization copies by itself
+        original = model if precision in ("fp32", "int8") else copy.deepcopy(model)
+        candidate = _with_precision(original, precision)
+        pixels, tokens = check_inputs()
+        images, texts = pixels.to(device, PIXEL_TYPES[precision]), tokens.to(device)
+
+        def scores() -> np.ndarray:
+            with torch.inference_mode():
+                image = candidate.encode_image(images, normalize=True).float()
+                text = candidate.encode_text(texts, normalize=True).float()
+                return (image @ text.T).cpu().numpy()
+        return scores
+
+    return calibrate("clip", identity, device, auto_candidates(device), len(CHECK_CAPTIONS), prepare,
+                     lambda exact, found: float(np.abs(found - exact).max()), lambda gap: gap <= SCORE_BOUND)
 
 
 def export_local_dir(model: torch.nn.Module, model_cfg: dict, folder: str,

@@ -6,6 +6,9 @@
     altcap config            print every setting with its default, as YAML
     altcap kb build --wikidata DUMP.json[.bz2|.gz] --output KB   compile a Wikidata KB for hypernyms
     altcap hypernymize [--kb KB] FILE|-   try hypernymization: one caption per line in, JSON lines out
+    altcap tokenize OUT_DIR [--config FILE] [--set key=value ...] [Beam options]   token files for finished shards
+    altcap tokenizer train OUT_DIR [--vocab N]   a byte-level BPE trained on a run's final captions
+    altcap tokens show OUT_DIR [--key K | -n N]  decoded codes beside the original, with the decoded caption
 
 Errors a user can cause end with one line on stderr and exit status 2.
 """
@@ -30,9 +33,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from pipeline.inputs import InputError
     from pipeline.run import OutputFolderError
     from pipeline.shard_builder import StaleShardError
+    from tokens import TokenizerError
+    from tokens.manifest import TokenizerMismatch
 
     return (ConfigError, InputError, ListFormatError, OutputFolderError, StaleShardError, LangIdError,
-            LexiconError, KbError, SpacyModelError, OSError)
+            LexiconError, KbError, SpacyModelError, TokenizerError, TokenizerMismatch, OSError)
 
 
 QUIET = ("apitools not found", "StaleShardError")
@@ -106,7 +111,53 @@ def parser() -> argparse.ArgumentParser:
     hyp.add_argument("--spacy-model", default=HypernymizeConfig.spacy_model, metavar="NAME|DIR",
                      help="spaCy NER to help find entities: auto (en_core_web_sm when installed; the "
                           "default), off, a model name or a folder nlp.to_disk wrote")
+
+    tokenize = commands.add_parser("tokenize", help="write token files for an output folder's finished shards "
+                                                    "(idempotent, resumes shard by shard)",
+                                   epilog="Other options (--runner, ...) are passed to Apache Beam.")
+    tokenize.add_argument("output", metavar="OUT_DIR", help="the output folder of a run")
+    tokenize.add_argument("--config", metavar="FILE", help="YAML settings; the tokens section applies")
+    tokenize.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override one setting, e.g. --set tokens.image_model=org/repo/subfolder")
+    tokenize.add_argument("--verbose", action="store_true")
+
+    tokenizer = commands.add_parser("tokenizer", help="text tokenizers for the tokens stage")
+    tokenizer_commands = tokenizer.add_subparsers(dest="tokenizer_command", required=True)
+    train = tokenizer_commands.add_parser("train", help="train a byte-level BPE on a run's final captions")
+    train.add_argument("output", metavar="OUT_DIR", help="the output folder of a run")
+    train.add_argument("--vocab", type=int, default=16384, metavar="N", help="ids in the vocabulary (DALL-E: 16384)")
+    train.add_argument("--into", metavar="DIR", help="where to write tokenizer.json (default: OUT_DIR/tokenizer)")
+
+    tokens = commands.add_parser("tokens", help="look at an output folder's tokens")
+    tokens_commands = tokens.add_subparsers(dest="tokens_command", required=True)
+    show = tokens_commands.add_parser("show", help="decode samples' codes and ids: a PNG of original | "
+                                                   "reconstruction with the decoded caption")
+    show.add_argument("output", metavar="OUT_DIR", help="the output folder of a run")
+    show.add_argument("--key", action="append", default=[], metavar="K", help="a sample key; repeat for several")
+    show.add_argument("-n", type=int, default=4, metavar="N", help="without --key: the first N samples (default 4)")
+    show.add_argument("--png", metavar="FILE", help="where to write the picture (default: OUT_DIR/tokens/show.png)")
     return top
+
+
+def run_tokenizer(args) -> int:
+    """``altcap tokenizer train``: where the tokenizer went, and how to use it."""
+    from tokens.train import train_on_run
+
+    folder, captions = train_on_run(args.output, args.vocab, args.into)
+    print(f"trained on {captions} captions: {folder}/tokenizer.json")
+    print(f"use it with: --set tokens.text_tokenizer={folder}")
+    return 0
+
+
+def run_tokens(args) -> int:
+    """``altcap tokens show``: the PNG written, and each sample's decoded caption."""
+    from tokens.show import show_tokens
+
+    path, shown = show_tokens(args.output, keys=args.key, first=args.n, png=args.png)
+    for key, caption in shown:
+        print(f"{key}\t{caption}")
+    print(f"original | reconstruction: {path}")
+    return 0
 
 
 def run_hypernymize(args) -> int:
@@ -200,6 +251,8 @@ def print_summary(stats: dict) -> None:
     out = stats["output"]
     print(f"\n{stats['samples']} samples in {stats['shards']} shard(s): {out}/shards/")
     print(f"{stats['rejects']} rejects with stage and reason: {out}/rejects/")
+    if "tokens" in stats:
+        print(f"image codes and text ids for the trainer: {out}/tokens/ (look: altcap tokens show {out})")
     print(f"report for a person: {out}/report.html")
     print(f"funnel and check: {out}/stats.json ({'ok' if stats['check']['ok'] else 'FAILED'}, "
           f"{stats['timings']['wall_s']:.1f} s)")
@@ -207,7 +260,8 @@ def print_summary(stats: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args, beam_args = parser().parse_known_args(argv)
-    tools = {"text": run_text, "kb": run_kb, "hypernymize": run_hypernymize}  # no pipeline: no Beam options
+    tools = {"text": run_text, "kb": run_kb, "hypernymize": run_hypernymize,  # no pipeline: no Beam options
+             "tokenizer": run_tokenizer, "tokens": run_tokens}
     if args.command in tools:
         setup_logging(False)
         if beam_args:
@@ -226,13 +280,21 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.funnel import AccountingError
 
     try:
+        if beam_args and not beam_args[0].startswith("--"):
+            raise ConfigError(f"unexpected argument {beam_args[0]!r}")
+        if args.command == "tokenize":
+            from pipeline.tokenize import tokenize
+
+            found = tokenize(args.output, load_config(args.config, args.set), beam_args=beam_args)
+            print(f"{found['shards_written']} shard(s) tokenized, {found['shards_skipped']} already done; "
+                  f"{found['samples']} samples, {found['captions_truncated']} captions cut to fit, "
+                  f"{found['samples_failed']} failed: {args.output}/tokens/")
+            return 0
         if args.command == "demo":
             from pipeline.demo import run_demo
 
             stats = run_demo(args.output, beam_args=beam_args)
         else:
-            if beam_args and not beam_args[0].startswith("--"):
-                raise ConfigError(f"unexpected argument {beam_args[0]!r}")
             from pipeline.run import run
 
             config = load_config(args.config, args.set)

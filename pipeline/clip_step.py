@@ -34,9 +34,10 @@ class ClipStep(ShardStep):
 
     @classmethod
     def preflight(cls, config) -> None:
-        from filters.clip_model import check_clip_model
+        from filters.clip_model import check_clip_model, load_clip
 
-        check_clip_model(config.clip)  # a wrong name fails here, not in every worker
+        if check_clip_model(config.clip)[1] == "auto":  # a wrong name fails here, not in every worker
+            load_clip(config.clip)  # measures which precision is fastest here, once: the workers find it cached
         if config.clip.grounding:
             clip_grounding.label_vocabulary(config.clip.grounding_vocabulary, config.clip.grounding_vocabulary_size)
 

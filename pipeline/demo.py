@@ -6,7 +6,9 @@ private addresses allowed explicitly), then runs the pipeline on that WARC. The 
 the cases the rules exist for: alt-texts that are no captions (a camera file name, "Share on
 Facebook", a keyword list, French text: dropped by the text stage before their images are
 fetched), small and non-JPEG images, an extreme aspect ratio, a corrupt file, a 404, a ``noai``
-image, duplicates, and alt-less or data: URI images.
+image, duplicates, and alt-less or data: URI images. The kept samples are pre-tokenized for the
+trainer with a VQ model of the real f8 shape (random weights: no package ships VQ weights) and
+CLIP's BPE.
 """
 
 from __future__ import annotations
@@ -140,11 +142,14 @@ def write_demo_warc(path: str, pages) -> None:
 
 def run_demo(out_dir: str, *, beam_args: list[str] = ()) -> dict:
     """Build the demo crawl, serve its images on 127.0.0.1 and run the pipeline on it."""
+    from tokens.random_vq import save_random_vq
+
     routes, pages = demo_site()
     input_dir = os.path.join(out_dir, "input")
     os.makedirs(input_dir, exist_ok=True)
     warc_path = os.path.join(input_dir, "gallery.warc.gz")
     write_demo_warc(warc_path, pages)
+    vq_model = save_random_vq(os.path.join(input_dir, "vq-f8"))  # 32x32 codes of 16384 at 256 px
     with LocalServer(routes) as server:
         log.info("serving %d demo images on 127.0.0.1:%d as http://%s/", len(routes), server.port,
                  IMAGE_HOST)
@@ -159,6 +164,9 @@ def run_demo(out_dir: str, *, beam_args: list[str] = ()) -> dict:
             "clip.top_fraction=0.3",
             # Conceptual Captions' rewrite with the offline sources (GeoNames, WordNet)
             "hypernymize.enabled=true",
+            # image codes and text ids for the trainer
+            "tokens.enabled=true",
+            f"tokens.image_model={vq_model}",
         ])
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo runs offline: no ~1 min of retries
         stats = run([warc_path], out_dir, config, beam_args=list(beam_args), overwrite=True)

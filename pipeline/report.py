@@ -90,6 +90,17 @@ def concepts_line(concepts: dict) -> str:
             f"were dropped. Most mentioned: {common or 'none'}")
 
 
+def tokens_line(tokens: dict) -> str:
+    """One line on the tokenizers that made the run's token files."""
+    source = tokens["revision"] or "local folder"
+    agreement = ("" if tokens["precision"] == "fp32" or tokens["code_agreement"] is None
+                 else f", {tokens['code_agreement']:.1%} of codes as fp32's")
+    return (f"Tokens: {tokens['grid']}x{tokens['grid']} codes of {tokens['codebook_size']} from "
+            f"{tokens['image_model']} ({source}, {tokens['precision']} on {tokens['device']}{agreement}); "
+            f"{tokens['text_length']} ids per caption from {tokens['text_tokenizer']}, "
+            f"{tokens['captions_truncated']} captions cut to fit")
+
+
 def render(stats: dict, *, thumbnails, sizes: Counter, examples) -> str:
     funnel = stats["funnel"]
     widest = max((entry["in"] for entry in funnel), default=1) or 1
@@ -116,6 +127,8 @@ def render(stats: dict, *, thumbnails, sizes: Counter, examples) -> str:
     clip = f"<p class=small>{_esc(clip_summary(stats['clip'], stats.get('clip_top')))}</p>" if stats.get("clip") else ""
     if stats.get("concepts"):
         clip += f"<p class=small>{_esc(concepts_line(stats['concepts']))}</p>"
+    if stats.get("tokens"):
+        clip += f"<p class=small>{_esc(tokens_line(stats['tokens']))}</p>"
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>altcap run report</title>
 <style>

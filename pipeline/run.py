@@ -186,13 +186,22 @@ def parquet_rows(paths: list[str]) -> int:
     return total
 
 
-def step_info(out_dir: str, stage: str) -> dict | None:
-    """What an in-shard step reported into the shards' stats (the first shard that has it)."""
+def step_info(out_dir: str, step) -> dict | None:
+    """What an in-shard step reported into the shards' stats: the first shard's, with the numbers
+    the step names in ``summed`` added up over every shard."""
+    found = None
     for path in fileio.match(fileio.join(out_dir, SHARDS, "*_stats.json")):
-        found = (load_stats(path) or {}).get(stage)
-        if found:
-            return found
-    return None
+        info = (load_stats(path) or {}).get(step.stage)
+        if not info:
+            continue
+        if found is None:
+            found = dict(info)
+            if not step.summed:
+                break
+        else:
+            for name in step.summed:
+                found[name] += info.get(name, 0)
+    return found
 
 
 def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str] = (),
@@ -207,6 +216,8 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
     for step in steps:
         step.preflight(config)  # a wrong model name or file fails here, not in every worker
     prepare_output(out_dir, items, config, overwrite=overwrite)
+    for step in steps:
+        step.claim(config, out_dir)
     log.info("%d input item(s); output in %s", len(items), out_dir)
 
     pipeline = beam.Pipeline(options=pipeline_options(list(beam_args)))
@@ -239,7 +250,7 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
         "check": {"ok": not problems, "problems": problems},
     }
     for step in steps:  # what the in-shard steps and the whole-run passes report, by stage
-        if info := step_info(out_dir, step.stage):
+        if info := step_info(out_dir, step):
             stats[step.stage] = info
     for each in passes.PASSES:
         if each.enabled(config) and (summary := each.summary(out_dir)):

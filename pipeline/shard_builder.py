@@ -80,6 +80,9 @@ def build_shard(shard_id: int, records: list[dict], *, out_dir: str, steps: list
         return stats
 
     records = sorted(records, key=record_order)
+    for step in steps:  # the numbers a step adds up start again with each shard
+        if step.summed:
+            step.info.update(dict.fromkeys(step.summed, 0))
     started = time.monotonic()
     outcomes: Counter = Counter()
     writer = ShardWriter(paths, tuple(step.side_file for step in steps if step.side_file))
@@ -103,7 +106,7 @@ def build_shard(shard_id: int, records: list[dict], *, out_dir: str, steps: list
             "stages": funnel_of(len(records), outcomes, tuple(step.stage for step in steps)),
             "elapsed_s": round(elapsed, 3),
         }
-        stats.update({step.stage: step.info for step in steps if step.info is not None})
+        stats.update({step.stage: dict(step.info) for step in steps if step.info is not None})
         writer.commit(stats)
     except BaseException as err:
         writer.abort(err)

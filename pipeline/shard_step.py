@@ -10,11 +10,16 @@ from that list.
   from them, and ``build`` hands the step its sections.
 - ``enabled(config)`` and ``preflight(config)``: whether the run uses the step, and the check it
   needs in the launcher before workers start (a model name that does not exist, a file missing).
+- ``claim(config, out_dir)``: what the step records in the output folder, or checks there, before
+  workers start (the tokenizers that made a folder's token files).
 - ``resolved(config)``: what settings that depend on the machine stand for on it (dotted setting ->
   value, e.g. which model "auto" finds); run.json records it and a resume must find the same.
-- ``batch_size`` and ``__call__(batch)``: a list of outcomes in, the same number out, in order;
-  ``batch_size`` counts the samples (not rejects) in a batch.
-- ``info``: what the step reports into each shard's stats (and the run's) under its stage.
+- ``batch_size`` and ``__call__(batch, prepared)``: a list of outcomes in, the same number out, in
+  order; ``batch_size`` counts the samples (not rejects) in a batch. A model step may split off the
+  work that feeds the model (decoding images) as ``prepare(batch)``: it runs on a helper thread one
+  batch ahead, and its result comes to ``__call__`` as ``prepared``.
+- ``info``: what the step reports into each shard's stats under its stage; the run's stats take
+  the first shard's, with the numbers named in ``summed`` added up over all shards.
 - ``side_file``: the side file (``dataset.layout``) it fills, if any.
 
 A ``RecordStep`` works on one record at a time and is thread-safe: consecutive record steps run
@@ -42,6 +47,7 @@ class ShardStep:
     side_file: ClassVar[SideFile | None] = None
     batch_size: int = 1
     info: dict | None = None
+    summed: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def enabled(cls, config: Config) -> bool:
@@ -52,6 +58,11 @@ class ShardStep:
         """Checks to make in the launcher, before any worker starts; raise a user error."""
 
     @classmethod
+    def claim(cls, config: Config, out_dir: str) -> None:
+        """Record in the output folder what the step's files depend on, or refuse a folder that
+        holds files made otherwise; a user error."""
+
+    @classmethod
     def resolved(cls, config: Config) -> dict[str, str]:
         """What the step's machine-dependent settings stand for here, by dotted setting name."""
         return {}
@@ -60,7 +71,9 @@ class ShardStep:
     def build(cls, config: Config) -> ShardStep:
         return cls(**{name: getattr(config, name) for name in cls.settings})
 
-    def __call__(self, batch: list[dict]) -> list[dict]:
+    prepare: Callable[[list[dict]], object] | None = None
+
+    def __call__(self, batch: list[dict], prepared=None) -> list[dict]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -93,7 +106,7 @@ class RecordStep(ShardStep):
                 raise
             return internal_error(outcome, self.stage, err)
 
-    def __call__(self, batch: list[dict]) -> list[dict]:
+    def __call__(self, batch: list[dict], prepared=None) -> list[dict]:
         return [self.one(outcome) for outcome in batch]
 
 
@@ -120,8 +133,14 @@ def _chained(steps: list[RecordStep]) -> Callable[[dict], dict]:
 
 
 def _batched(step: ShardStep, outcomes: Iterable[dict]) -> Iterator[dict]:
-    for batch in sample_batches(outcomes, step.batch_size):
-        yield from step(batch)
+    batches = sample_batches(outcomes, step.batch_size)
+    if step.prepare is None:
+        for batch in batches:
+            yield from step(batch)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix=f"altcap-{step.stage}") as ahead:
+        for batch, prepared in ordered_map(ahead, lambda batch: (batch, step.prepare(batch)), batches, window=2):
+            yield from step(batch, prepared)
 
 
 def run_steps(steps: list[ShardStep], records: Iterable[dict], pool: ThreadPoolExecutor,

@@ -9,12 +9,14 @@ from pipeline.clip_step import ClipStep
 from pipeline.download_step import DownloadStep
 from pipeline.hypernymize_step import HypernymizeStep
 from pipeline.image_step import ImageStep
+from pipeline.tokens_step import TokensStep
 
 SHARD_STEPS = (
     DownloadStep,
     ImageStep,
     ClipStep,
     HypernymizeStep,
+    TokensStep,
 )
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from crawl.serve import LocalServer, Route
@@ -168,10 +169,13 @@ def test_the_demo_runs_offline_end_to_end(tmp_path):
     stats = json.loads((tmp_path / "demo" / "stats.json").read_text())
     funnel = {e["stage"]: (e["in"], e["passed"], e["rejected"]) for e in stats["funnel"]}
     assert funnel == {"source": (26, 24, 2), "text": (24, 20, 4), "url_dedup": (20, 19, 1), "download": (19, 17, 2),
-                      "image": (17, 11, 6), "clip": (11, 11, 0), "hypernymize": (11, 11, 0), "clip_top": (11, 11, 0),
-                      "image_dedup": (11, 10, 1)}
+                      "image": (17, 11, 6), "clip": (11, 11, 0), "hypernymize": (11, 11, 0), "tokens": (11, 11, 0),
+                      "clip_top": (11, 11, 0), "image_dedup": (11, 10, 1)}
     assert stats["clip"]["filtering"] is False  # offline: no weights, nothing dropped for a score
     assert "10 samples in 3 shard(s)" in done.stdout and "report for a person" in done.stdout
     report = (tmp_path / "demo" / "report.html").read_text()
     assert report.count("<figure>") == 10 and "NO WEIGHTS" in report
     assert (tmp_path / "demo" / "input" / "gallery.warc.gz").exists()
+    tokens = [np.load(path) for path in sorted((tmp_path / "demo" / "tokens").glob("*.npy"))]
+    assert sum(map(len, tokens)) == 10 and tokens[0]["image_codes"].shape[1:] == (32 * 32,)  # f8 at 256 px
+    assert stats["tokens"]["grid"] == 32 and "tokens show" in done.stdout

@@ -1,5 +1,6 @@
 """CLIP scoring on a tiny open_clip model, randomly initialised, saved as a ``local-dir:`` folder
-and loaded through ``load_clip`` like any user model; real CC0 photos from scikit-image."""
+and loaded through ``load_clip`` like any user model; real CC0 photos from scikit-image. Precision
+auto measures into a private XDG_CACHE_HOME."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from filters.clip_model import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     ClipModelError,
-    cpu_has_native_bf16,
+    calibrate_clip,
     export_local_dir,
     load_clip,
     resolve_precision,
 )
 from filters.clip_score import ClipScorer, padded_batches
+from filters.precision import cache_path
 
 TINY = {
     "embed_dim": 32,
@@ -31,6 +33,11 @@ TINY = {
 }
 TEXTS = ["an astronaut in a white suit", "a cup of coffee on a saucer", "a cat lying on a sofa",
          "a rocket on a launch pad", "a black and white photo of a camera man"]
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +134,7 @@ def test_local_dir_without_weights_loads_random_and_says_so(tmp_path):
     torch.manual_seed(1)
     name = export_local_dir(open_clip.CLIP(**TINY), TINY, str(tmp_path))
     (tmp_path / WEIGHTS_FILE).unlink()
-    loaded = load_clip(ClipConfig(model=name, device="cpu"))
+    loaded = load_clip(ClipConfig(model=name, device="cpu", precision="fp32"))
     assert loaded.weights is None and "no weights file" in loaded.problem
 
 
@@ -135,13 +142,14 @@ def test_pretrained_tag_unreachable_falls_back_to_a_random_model(monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # this machine is offline
-    loaded = load_clip(ClipConfig(model="ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu"))
+    offline = ClipConfig(model="ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu", precision="fp32")
+    loaded = load_clip(offline)
     assert loaded.weights is None
     assert "ViT-B-32/laion2b_s34b_b79k unavailable" in loaded.problem
     vectors = ClipScorer(loaded, batch_size=2).embed_texts(["a dog"])
     assert vectors.shape == (1, 512)
     torch.manual_seed(123)  # the random model does not depend on the caller's seed: every worker makes the same
-    again = load_clip(ClipConfig(model="ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu"))
+    again = load_clip(offline)
     np.testing.assert_array_equal(ClipScorer(again, batch_size=2).embed_texts(["a dog"]), vectors)
 
 
@@ -156,12 +164,36 @@ def test_bad_model_settings_say_what_is_wrong(spec, message):
         load_clip(spec)
 
 
-def test_precision_auto_on_cpu_follows_the_hardware():
-    auto = resolve_precision("auto", torch.device("cpu"))
-    assert auto == ("bf16" if cpu_has_native_bf16() else "fp32")
+def test_precision_auto_is_left_to_the_measurement():
+    assert resolve_precision("auto", torch.device("cpu")) == "auto"
     assert resolve_precision("int8", torch.device("cpu")) == "int8"
     with pytest.raises(ClipModelError, match="CPU path"):
         resolve_precision("int8", torch.device("cuda"))
+
+
+def test_precision_auto_measures_once_and_stays_within_001_of_fp32(tiny_dir, tiny, images, monkeypatch):
+    import filters.precision
+
+    measured = []
+    measure = filters.precision._measure
+    monkeypatch.setattr(filters.precision, "_measure", lambda *args: measured.append(1) or measure(*args))
+    auto = load_clip(ClipConfig(model=tiny_dir, device="cpu", precision="auto"))
+    assert auto.precision in ("fp32", "bf16", "int8") and measured == [1]
+    exact = ClipScorer(tiny, batch_size=4).score(images, TEXTS).scores
+    assert np.abs(ClipScorer(auto, batch_size=4).score(images, TEXTS).scores - exact).max() <= 0.01
+    [(key, entry)] = json.loads(open(cache_path()).read()).items()
+    assert key.startswith(f"clip | {tiny_dir} | cpu: ")
+    assert set(entry["rates"]) == {"fp32", "bf16", "int8"} and entry["agreement"][auto.precision] <= 0.01
+    again = load_clip(ClipConfig(model=tiny_dir, device="cpu", precision="auto"))
+    assert again.precision == auto.precision and measured == [1]  # cached
+
+
+def test_calibration_leaves_the_fp32_model_as_it_was(tiny):
+    before = {name: tensor.clone() for name, tensor in tiny.model.state_dict().items()}
+    found = calibrate_clip("tiny", tiny.model, tiny.preprocess, tiny.tokenizer, tiny.device)
+    assert set(found.rates) == {"fp32", "bf16", "int8"} and found.agreement["fp32"] == 0
+    after = tiny.model.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])

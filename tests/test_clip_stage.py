@@ -9,7 +9,6 @@ import io
 
 import numpy as np
 import open_clip
-import pyarrow.parquet as pq
 import pytest
 import torch
 from PIL import Image
@@ -67,13 +66,10 @@ def run_with(tmp_path, name, images, captions, *settings, times: int = 1):
 
 def embeddings_of(out) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     found = {}
-    for path in sorted((out / "embeddings").glob("*.parquet")):
-        table = pq.read_table(path)
-        dimension = table.schema.field("image_embedding").type.list_size
-        images = table.column("image_embedding").combine_chunks().flatten().to_numpy().reshape(-1, dimension)
-        texts = table.column("text_embedding").combine_chunks().flatten().to_numpy().reshape(-1, dimension)
-        for key, image, text in zip(table.column("key").to_pylist(), images, texts):
-            found[key] = (image, text)
+    for path in sorted((out / "embeddings").glob("*.npy")):
+        rows = np.load(path, mmap_mode="r")  # numpy alone reads a side file
+        for row in rows:
+            found[str(row["key"])] = (np.array(row["image_embedding"]), np.array(row["text_embedding"]))
     return found
 
 

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 
+import numpy as np
 import open_clip
 import pytest
 import torch
@@ -121,7 +122,7 @@ def test_clip_scores_cuts_and_keeps_embeddings(tiny_clip):
         assert (outcome["clip_score"] >= cut) != is_rejected(outcome)
         if not is_rejected(outcome):
             image, text = outcome[EMBEDDINGS.field]
-            assert image.dtype == text.dtype == EMBEDDINGS.dtype and image.shape == (TINY["embed_dim"],)
+            assert image.dtype == text.dtype == np.float16 and image.shape == (TINY["embed_dim"],)
 
 
 def test_hypernymize_rewrites_and_rejects_captions():
@@ -170,7 +171,7 @@ def test_record_steps_run_fused_in_the_pool_and_batch_steps_see_full_batches():
 
 def test_the_lists_make_the_funnel_order_and_the_config():
     assert stage_order() == ("source", "text", "url_dedup", "download", "image", "clip", "hypernymize",
-                             "concepts", "clip_top", "image_dedup")
+                             "tokens", "concepts", "clip_top", "image_dedup")
     sections = Config().to_dict()
     for step in steps.SHARD_STEPS:
         assert set(step.settings) <= set(sections)
@@ -180,7 +181,7 @@ def test_the_lists_make_the_funnel_order_and_the_config():
 def test_overwrite_deletes_every_side_file_and_pass_summary(tmp_path):
     out = tmp_path / "out"
     leftovers = ["shards/00000.tar", "rejects/top-00000.parquet", "rejects/pre/part-0.parquet", "stats.json"]
-    leftovers += [f"{side.folder}/00003.parquet" for side in SIDE_FILES]
+    leftovers += [f"{side.folder}/00003.npy" for side in SIDE_FILES]
     leftovers += [each.summary_file for each in passes.PASSES if each.summary_file]
     for name in leftovers:
         (out / name).parent.mkdir(parents=True, exist_ok=True)

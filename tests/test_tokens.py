@@ -7,23 +7,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers import VQModel
 
-from tokens.image_codes import ImageTokenizer, TokenizerError
+from tokens import TokenizerError
+from tokens.image_codes import ImageTokenizer
+from tokens.random_vq import save_random_vq
 from tokens.text_ids import CLIP, PAD_ID, TextTokenizer, train_bpe
 
 SIZE = 64
 
 
-def tiny_vq(folder, blocks: int, codes: int, *, safe: bool = True) -> str:
+def tiny_vq(folder, blocks: int, codes: int, *, safe: bool = True, **options) -> str:
     """A VQ autoencoder whose factor is 2 ** (blocks - 1): 4 blocks -> f8, 5 -> f16."""
-    torch.manual_seed(0)
-    model = VQModel(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * blocks,
-                    up_block_types=("UpDecoderBlock2D",) * blocks, block_out_channels=(8,) * blocks,
-                    layers_per_block=1, latent_channels=4, num_vq_embeddings=codes, vq_embed_dim=4,
-                    norm_num_groups=4, sample_size=SIZE)
-    model.save_pretrained(folder, safe_serialization=safe)
-    return str(folder)
+    return save_random_vq(folder, blocks=blocks, codes=codes, safe=safe, **options)
 
 
 def photos(n: int) -> torch.Tensor:
@@ -31,9 +26,13 @@ def photos(n: int) -> torch.Tensor:
     return torch.randint(0, 256, (n, SIZE, SIZE, 3), dtype=torch.uint8, generator=generator)
 
 
-@pytest.mark.parametrize(("blocks", "codes", "grid"), [(4, 64, 8), (5, 32, 4)])  # f8 and f16
-def test_codes_come_from_the_quantizer_and_decode_to_the_models_reconstruction(tmp_path, blocks, codes, grid):
-    tokenizer = ImageTokenizer(tiny_vq(tmp_path / "vq", blocks, codes), image_size=SIZE)
+@pytest.mark.parametrize(("blocks", "codes", "grid", "options"), [
+    (4, 64, 8, {}), (5, 32, 4, {}),  # f8 and f16
+    (4, 64, 8, {"norm_type": "spatial", "channels": 32}),  # MoVQ (Kandinsky 2.2): its decoder norms on the codes
+    (5, 32, 4, {"lookup_from_codebook": True}),  # aMUSEd's VQ looks the codes up itself
+])
+def test_codes_come_from_the_quantizer_and_decode_to_the_models_reconstruction(tmp_path, blocks, codes, grid, options):
+    tokenizer = ImageTokenizer(tiny_vq(tmp_path / "vq", blocks, codes, **options), image_size=SIZE)
     assert (tokenizer.geometry.grid, tokenizer.geometry.codebook_size) == (grid, codes)
     images = photos(3)
     encoded = tokenizer.encode(images)
@@ -67,21 +66,26 @@ CAPTIONS = ["a dog runs on the beach", "you 'll love the view", "a £ 6,000 oper
 
 def test_clip_ids_decode_to_the_caption_and_truncation_is_counted():
     tokenizer = TextTokenizer(CLIP)
-    ids, truncated = tokenizer.encode([*CAPTIONS, "word " * 40], length=16)
+    encoded = tokenizer.encode([*CAPTIONS, "wow! " * 40], length=16)
+    ids = encoded.ids
     assert ids.shape == (5, 16) and ids.dtype == np.uint16
-    decoded = [tokenizer.decode(row) for row in ids[:4]]
+    decoded = [tokenizer.decode(row) for row in ids]
     assert decoded[:2] == CAPTIONS[:2] and decoded[3] == CAPTIONS[3]
     # CLIP's BPE spells numbers digit by digit: the decoded text gives the very same ids again
-    assert decoded[2] == "a £ 6 , 0 0 0 operation" and np.array_equal(tokenizer.encode([decoded[2]], 16)[0][0], ids[2])
-    assert truncated.tolist() == [False, False, False, False, True]
-    assert (ids[0] == PAD_ID).sum() == 16 - len(tokenizer.ids(CAPTIONS[0]))
+    assert decoded[2] == "a £ 6 , 0 0 0 operation" and np.array_equal(tokenizer.encode([decoded[2]], 16).ids[0], ids[2])
+    assert encoded.truncated.tolist() == [False, False, False, False, True]
+    assert encoded.lengths.tolist() == [len(tokenizer.ids(c)) for c in CAPTIONS] + [16]
+    assert (ids[0] == PAD_ID).sum() == 16 - encoded.lengths[0]
+    # "!" is CLIP's id 0: a cut caption still ends with the end token and decodes to its start
+    assert ids[4, -1] == tokenizer.ids("")[-1] and decoded[4] == ("wow ! " * 7).strip()
 
 
 def test_a_trained_bpe_round_trips_captions(tmp_path):
     train_bpe(CAPTIONS * 10, str(tmp_path / "bpe"), vocab_size=300)
     tokenizer = TextTokenizer(str(tmp_path / "bpe"))
     assert tokenizer.vocab_size == 300
-    ids, truncated = tokenizer.encode(CAPTIONS, length=24)
-    assert [tokenizer.decode(row) for row in ids] == CAPTIONS and not truncated.any()
-    with pytest.raises(ValueError, match="no tokenizer.json"):
+    encoded = tokenizer.encode(CAPTIONS, length=24)
+    assert [tokenizer.decode(row) for row in encoded.ids] == CAPTIONS and not encoded.truncated.any()
+    assert tokenizer.sha256 != TextTokenizer(CLIP).sha256
+    with pytest.raises(TokenizerError, match="no tokenizer.json"):
         TextTokenizer(str(tmp_path))
