@@ -52,6 +52,12 @@ def setup_logging(verbose: bool) -> None:
             handler.addFilter(lambda record: not any(noise in record.getMessage() for noise in QUIET))
 
 
+def add_settings(command: argparse.ArgumentParser, example: str) -> None:
+    command.add_argument("--config", metavar="FILE", help="YAML settings (see `altcap config`)")
+    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help=f"override one setting, e.g. --set {example}")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="altcap", description=__doc__.split("\n\n")[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -63,9 +69,7 @@ def parser() -> argparse.ArgumentParser:
                      help="WARC/WAT files, url+caption lists, page URL lists or an img2dataset "
                           "output folder; repeat for several")
     run.add_argument("--output", required=True, metavar="DIR")
-    run.add_argument("--config", metavar="FILE", help="YAML settings (see `altcap config`)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one setting, e.g. --set resize.image_size=384")
+    add_settings(run, "resize.image_size=384")
     run.add_argument("--input-format", default="auto",
                      help="warc, wat, tsv, csv, jsonl, parquet, pages or img2dataset "
                           "(default: from the file name)")
@@ -82,9 +86,7 @@ def parser() -> argparse.ArgumentParser:
     text.add_argument("file", metavar="FILE|-", nargs="?", help="UTF-8 text, one caption per line; - reads stdin")
     text.add_argument("--rules", action="store_true", help="print the preset's rules with overrides applied, as YAML")
     text.add_argument("--preset", choices=sorted(PRESETS), help="text rules preset (default: the config's)")
-    text.add_argument("--config", metavar="FILE", help="YAML settings (see `altcap config`)")
-    text.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="override one setting, e.g. --set text.min_words=5")
+    add_settings(text, "text.min_words=5")
 
     commands.add_parser("config", help="print all settings with their defaults as YAML")
 
@@ -116,9 +118,7 @@ def parser() -> argparse.ArgumentParser:
                                                     "(idempotent, resumes shard by shard)",
                                    epilog="Other options (--runner, ...) are passed to Apache Beam.")
     tokenize.add_argument("output", metavar="OUT_DIR", help="the output folder of a run")
-    tokenize.add_argument("--config", metavar="FILE", help="YAML settings; the tokens section applies")
-    tokenize.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                          help="override one setting, e.g. --set tokens.image_model=org/repo/subfolder")
+    add_settings(tokenize, "tokens.image_model=org/repo/subfolder")
     tokenize.add_argument("--verbose", action="store_true")
 
     tokenizer = commands.add_parser("tokenizer", help="text tokenizers for the tokens stage")

@@ -93,17 +93,19 @@ def test_codes_and_ids_of_every_written_sample(tmp_path, vq):
     assert manifest["text"]["sha256"] == text.sha256 and manifest["text"]["vocab_size"] == 49408
 
 
-def test_token_rows_follow_the_keys_through_the_whole_run_cuts_and_a_resume(tmp_path, vq, tiny_model):  # noqa: F811
+def test_token_rows_follow_the_keys_through_every_whole_run_cut_and_a_resume(tmp_path, vq, tiny_model):  # noqa: F811
     images = photo_jpegs()
-    images[5] = images[0]  # a duplicate image: dedup drops one
+    images[5] = images[1]  # a duplicate image: dedup drops one
+    texts = ["Albert Einstein beside a rocket", *TEXTS[1:]]  # the run's only physicist: the concept cut drops it
     settings = [*token_settings(vq), *clip_settings(tiny_model, "clip.min_score=-1", "clip.top_fraction=0.8"),
+                "hypernymize.enabled=true", "hypernymize.spacy_model=off", "hypernymize.min_concept_mentions=2",
                 "shards.samples_per_shard=3"]
-    stats, again = run_with(tmp_path, "cut", images, TEXTS, *settings, times=2)
+    stats, again = run_with(tmp_path, "cut", images, texts, *settings, times=2)
     out = tmp_path / "cut"
-    assert reasons(stats, "clip_top") == {"below_top_fraction": 1}  # 0.8 of 8: 7 stay
-    assert reasons(stats, "image_dedup") == {"duplicate_image": 1}
+    cut = [reasons(stats, stage) for stage in ("concepts", "clip_top", "image_dedup")]
+    assert [sum(found.values()) for found in cut] == [1, 1, 1] and cut[2] == {"duplicate_image": 1}
     kept = {row["key"] for row in shard_rows(out)}
-    assert {str(row["key"]) for row in token_rows(out)} == kept and len(kept) == 6
+    assert {str(row["key"]) for row in token_rows(out)} == kept and len(kept) == stats["samples"]
     assert_rows_follow_the_shards(out)
     assert again["funnel"] == stats["funnel"]
     assert {str(row["key"]) for row in token_rows(out)} == kept
