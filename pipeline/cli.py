@@ -9,6 +9,8 @@
     altcap tokenize OUT_DIR [--config FILE] [--set key=value ...] [Beam options]   token files for finished shards
     altcap tokenizer train OUT_DIR [--vocab N]   a byte-level BPE trained on a run's final captions
     altcap tokens show OUT_DIR [--key K | -n N]  decoded codes beside the original, with the decoded caption
+    altcap train --config FILE [--set key=value ...]   train the DALL-E-style transformer on token files
+    altcap sample --checkpoint DIR --prompt TEXT [-n N --keep K]   draw images, keep the best by CLIP score
 
 Errors a user can cause end with one line on stderr and exit status 2.
 """
@@ -22,6 +24,7 @@ import sys
 from filters.text_presets import PRESETS
 from hypernymize.config import HypernymizeConfig
 from pipeline.config import ConfigError, load_config
+from trainer.commands import run_sample, run_train, sample_arguments, train_arguments
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -136,6 +139,11 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--key", action="append", default=[], metavar="K", help="a sample key; repeat for several")
     show.add_argument("-n", type=int, default=4, metavar="N", help="without --key: the first N samples (default 4)")
     show.add_argument("--png", metavar="FILE", help="where to write the picture (default: OUT_DIR/tokens/show.png)")
+
+    train_arguments(commands.add_parser("train", help="train the DALL-E-style transformer on token files "
+                                                      "(torchrun -m trainer.train for many GPUs)"))
+    sample_arguments(commands.add_parser("sample", help="draw images from a trained checkpoint and keep the "
+                                                        "best by CLIP score"))
     return top
 
 
@@ -261,7 +269,7 @@ def print_summary(stats: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     args, beam_args = parser().parse_known_args(argv)
     tools = {"text": run_text, "kb": run_kb, "hypernymize": run_hypernymize,  # no pipeline: no Beam options
-             "tokenizer": run_tokenizer, "tokens": run_tokens}
+             "tokenizer": run_tokenizer, "tokens": run_tokens, "train": run_train, "sample": run_sample}
     if args.command in tools:
         setup_logging(False)
         if beam_args:

@@ -76,3 +76,17 @@ def claim(out_dir: str, manifest: dict) -> None:
             raise TokenizerMismatch(f"{path} names other tokenizers ({'; '.join(changed)}); token files of "
                                     "two tokenizers never mix: use another output folder or the same tokenizers")
     fileio.write_bytes(path, json.dumps(manifest, indent=1).encode())
+
+
+def tokenizers_of(manifest: dict, device: str = "cpu") -> tuple:
+    """(ImageTokenizer, TextTokenizer) that a manifest names, checked against its sha256s: what
+    ``tokens show`` and the trainer's sampling decode with."""
+    from tokens.image_codes import ImageTokenizer
+
+    image = ImageTokenizer(manifest["image"]["model"], image_size=manifest["image"]["image_size"],
+                           revision=manifest["image"]["revision"], device=device)
+    text = TextTokenizer(manifest["text"]["tokenizer"])
+    if (image.files.sha256, text.sha256) != (manifest["image"]["sha256"], manifest["text"]["sha256"]):
+        raise TokenizerMismatch(f"the tokenizers named ({manifest['image']['model']}, {manifest['text']['tokenizer']}) "
+                                "have other weights or vocabulary on this machine than the tokens were made with")
+    return image, text

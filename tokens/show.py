@@ -17,25 +17,17 @@ from dataset.layout import TOKENS, shard_ids, shard_paths
 from dataset.reader import read_shard
 from dataset.side_arrays import load_side
 from tokens import TokenizerError
-from tokens.image_codes import ImageTokenizer
-from tokens.manifest import TokenizerMismatch, manifest_path
-from tokens.text_ids import TextTokenizer
+from tokens.manifest import manifest_path, tokenizers_of
 
 MARGIN, LINE = 8, 16
 
 
-def load_tokenizers(out_dir: str) -> tuple[ImageTokenizer, TextTokenizer]:
-    """The tokenizers a folder's tokenizers.json names, checked against its sha256s."""
+def load_tokenizers(out_dir: str) -> tuple:
+    """The tokenizers a folder's tokenizers.json names."""
     path = manifest_path(out_dir)
     if not fileio.exists(path):
         raise TokenizerError(f"{out_dir} has no {TOKENS.folder}/ with tokenizers.json: run `altcap tokenize {out_dir}`")
-    manifest = json.loads(fileio.read_bytes(path))
-    image = ImageTokenizer(manifest["image"]["model"], image_size=manifest["image"]["image_size"],
-                           revision=manifest["image"]["revision"])
-    text = TextTokenizer(manifest["text"]["tokenizer"])
-    if (image.files.sha256, text.sha256) != (manifest["image"]["sha256"], manifest["text"]["sha256"]):
-        raise TokenizerMismatch(f"the tokenizers {path} names have other weights or vocabulary here")
-    return image, text
+    return tokenizers_of(json.loads(fileio.read_bytes(path)))
 
 
 def chosen(out_dir: str, keys: list[str], first: int):
