@@ -145,3 +145,17 @@ def test_sampling_keeps_the_images_clip_scores_best(token_folder, tmp_path, tiny
     every = scorer.score(images, ["a photo"] * 5).scores
     order, scores = rerank(images, "a photo", scorer, keep=3)
     assert order == list(np.argsort(-np.asarray(every))[:3]) and scores == pytest.approx(sorted(every)[::-1][:3])
+
+
+def test_the_commands_end_a_user_error_in_one_line(token_folder, tmp_path, capsys):
+    from pipeline.cli import main
+
+    assert main(["train", "--set", f"data={token_folder}", "--set", "size=2B"]) == 2
+    assert main(["train", "--set", "max_steps=10"]) == 2  # no data
+    assert main(["train", "--set", f"data={token_folder}", "--set", "max_step=10"]) == 2
+    assert main(["sample", "--checkpoint", str(tmp_path / "none"), "--prompt", "a cat"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == ["altcap train: error: size '2B': one of tiny, 124M, 350M, 1.3B",
+                      "altcap train: error: data: name at least one altcap output folder with tokens/",
+                      errors[2], errors[3]]
+    assert "unknown training setting 'max_step'" in errors[2] and errors[3].startswith("altcap sample: error:")

@@ -64,6 +64,9 @@ class TrainConfig:
     parallel: str = "ddp"  # ddp | fsdp (with torchrun)
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 class TrainConfigError(ValueError):
     """A training setting that cannot work; the message names it."""
 
@@ -98,6 +101,8 @@ def load_train_config(path: str | None = None, overrides: list[str] = ()) -> Tra
         raise TrainConfigError(f"size {config.size!r}: one of {', '.join(SIZES)}")
     if config.parallel not in ("ddp", "fsdp"):
         raise TrainConfigError(f"parallel {config.parallel!r}: ddp or fsdp")
+    if config.dtype not in ("auto", *DTYPES):
+        raise TrainConfigError(f"dtype {config.dtype!r}: auto, {', '.join(DTYPES)}")
     return config
 
 
@@ -152,7 +157,7 @@ def start(config: TrainConfig) -> Run:
         dtype = torch.float32 if device.type != "cuda" else (
             torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
     else:
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[config.dtype]
+        dtype = DTYPES[config.dtype]
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
