@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -21,6 +18,7 @@ import pytest
 
 from crawl.serve import Route
 from pipeline.demo import gallery_html, warc_response
+from pipeline.local_cluster import job_server
 from tokens.random_vq import save_random_vq
 
 from pipeline_helpers import PERMISSIVE, TEXT_RULES_OFF, serve
@@ -30,34 +28,11 @@ BIN = Path(sys.executable).parent
 PAGE = "http://gallery.altcap.test/index.html"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def job_server():
-    """A Beam job server and a pool of SDK workers, each its own process (the pool starts workers
-    with the ``python`` on PATH: this venv's)."""
-    job_port, pool_port = free_port(), free_port()
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    servers = [subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                                 "--port", str(job_port)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL),
-               subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                                 "--service_port", str(pool_port)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)]
-    for port in (job_port, pool_port):
-        deadline = time.monotonic() + 60
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            assert time.monotonic() < deadline, f"nothing listens on port {port}"
-            time.sleep(0.2)
-    yield [f"--job_endpoint=localhost:{job_port}", "--environment_type=EXTERNAL",
-           f"--environment_config=localhost:{pool_port}", "--sdk_worker_parallelism=2"]
-    for server in servers:
-        server.terminate()
-        server.wait(30)
+def job_server_args():
+    """A job server and a pool of worker processes (pipeline.local_cluster)."""
+    with job_server(workers=2) as args:
+        yield args
 
 
 RUNNERS = {
@@ -90,7 +65,7 @@ def outputs(out: Path) -> dict:
     return found
 
 
-def test_every_offline_runner_writes_the_same_output(tmp_path, tiny_model, job_server):  # noqa: F811
+def test_every_offline_runner_writes_the_same_output(tmp_path, tiny_model, job_server_args):  # noqa: F811
     images = photo_jpegs()
     images[7] = images[2]  # a duplicate: image dedup drops one
     routes = {f"/t/{i}.jpg": Route(blob) for i, blob in enumerate(images)}
@@ -113,7 +88,7 @@ def test_every_offline_runner_writes_the_same_output(tmp_path, tiny_model, job_s
                     "tokens.enabled=true", f"tokens.image_model={vq}", "tokens.image_size=64", "tokens.device=cpu",
                     "tokens.precision=fp32", "tokens.text_length=16"]
         for name, beam_args in RUNNERS.items():
-            extra = job_server if name == "portable_pool" else []
+            extra = job_server_args if name == "portable_pool" else []
             command = [str(BIN / "altcap"), "run", "--input", str(tmp_path / "pairs.tsv"), "--input",
                        str(tmp_path / "pages.warc.gz"), "--output", str(tmp_path / name),
                        *(part for setting in settings for part in ("--set", setting)), *beam_args, *extra]

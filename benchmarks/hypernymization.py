@@ -9,7 +9,7 @@ cold, as on a worker; later passes repeat the same captions with warm caches. Ca
 the process is pinned to one core. The outcomes are shown on the raw alt-texts and on those that
 pass the default text rules, which is what the stage sees in a run.
 
-    .venv/bin/python benchmarks/hypernymize.py [--kb KB_FOLDER] [--spacy-model NAME|DIR] [--n 10000] [--runs 3]
+    .venv/bin/python benchmarks/hypernymization.py [--kb KB_FOLDER] [--spacy-model NAME|DIR] [--n 10000] [--runs 3]
 
 With ``--spacy-model``, one more row runs the spaCy tagger on the same captions, in batches as
 ``altcap hypernymize`` does, before the rewrite.
@@ -40,14 +40,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-# this script's folder comes first on sys.path, and its name would hide the hypernymize package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import psutil
+import pyarrow.parquet as pq
 
-import psutil  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-
-from hypernymize.gazetteer import tokenize  # noqa: E402
-from hypernymize.loading import load_hypernymizer  # noqa: E402
+from hypernymize.gazetteer import tokenize
+from hypernymize.loading import load_hypernymizer
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared/realdata"
 CAPTIONS = REALDATA / "img2dataset_tests/tests/test_files/test_10000.parquet"
