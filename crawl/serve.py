@@ -2,9 +2,10 @@
 
 ``LocalServer(routes)`` listens on 127.0.0.1 (an ephemeral port by default) with asyncio in a
 background thread and serves bytes from memory: keep-alive, Content-Length or chunked, HEAD, 404 for
-unknown paths. A route is a ``Route`` (body, status, headers, delays, redirects, trickling), a list
-of Routes served in turn (the last one repeats: "503, then 200"), or a ``Directory`` mounted at a
-prefix. ``ServerProcess`` runs one in a separate process so it does not share the GIL with what is
+unknown paths. A route is a ``Route`` (body, status, headers, delays, redirects, trickling, byte
+ranges, a transfer cut mid-body), a list of Routes served in turn (the last one repeats: "503, then
+200", "cut at byte N, then whole"), or a ``Directory`` mounted at a prefix (its files answer
+ranges). ``ServerProcess`` runs one in a separate process so it does not share the GIL with what is
 measured; ``python -m crawl.serve --dir DIR --port N`` does the same from a shell.
 """
 
@@ -15,6 +16,7 @@ import asyncio
 import mimetypes
 import os
 import pickle
+import re
 import select
 import ssl
 import subprocess
@@ -22,7 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from http import HTTPStatus
 from typing import NamedTuple
@@ -42,6 +44,8 @@ class Route:
     chunked: bool = False  # Transfer-Encoding: chunked instead of Content-Length
     trickle: float = 0.0  # seconds to wait before each ``trickle_bytes`` of the body
     trickle_bytes: int = 1
+    ranges: bool = False  # answer "Range: bytes=N-" / "bytes=N-M" with 206 (416 when out of the body)
+    cut_after: int | None = None  # send this many body bytes, then close: a connection cut mid-file
 
     def __post_init__(self):
         if self.redirect_to is not None and self.status == 200:
@@ -67,12 +71,13 @@ class Directory:
         with open(full, "rb") as handle:
             body = handle.read()
         content_type = mimetypes.guess_type(full)[0] or "application/octet-stream"
-        return Route(body, headers=self.headers, content_type=content_type)
+        return Route(body, headers=self.headers, content_type=content_type, ranges=True)
 
 
 NOT_FOUND = Route(b"not found\n", status=404, content_type="text/plain")
 BAD_REQUEST = Route(b"bad request\n", status=400, content_type="text/plain")
 MAX_HEAD = 64 * 1024  # request line and headers
+_BYTE_RANGE = re.compile(r"bytes=(\d+)-(\d*)\Z")
 
 
 def _status_line(status: int) -> str:
@@ -85,6 +90,8 @@ def _status_line(status: int) -> str:
 
 def _head(route: Route, keep_alive: bool) -> bytes:
     lines = [_status_line(route.status), f"Content-Type: {route.content_type}"]
+    if route.ranges:
+        lines.append("Accept-Ranges: bytes")
     if route.redirect_to is not None:
         lines.append(f"Location: {route.redirect_to}")
     for name, value in route.headers.items():
@@ -120,9 +127,23 @@ def _parse_request(head: bytes) -> _Request | None:
     return _Request(method, target.split("?", 1)[0], headers, keep_alive, int(length))
 
 
+def _ranged(route: Route, header: str) -> Route:
+    """The part of ``route`` that a Range header asks for (one range, as resumed downloads send)."""
+    found = _BYTE_RANGE.match(header.strip())
+    if not found:
+        return route  # a form we do not serve: the whole body, as RFC 9110 allows
+    size = len(route.body)
+    start, end = int(found[1]), min(int(found[2] or size - 1), size - 1)
+    if start > end:
+        return replace(route, body=b"", status=416, headers={**route.headers, "Content-Range": f"bytes */{size}"})
+    return replace(route, body=route.body[start:end + 1], status=206,
+                   headers={**route.headers, "Content-Range": f"bytes {start}-{end}/{size}"})
+
+
 def _is_quick(route: Route) -> bool:
     """Answered at once from data_received, without a task."""
-    return not (route.delay or route.trickle or route.chunked or len(route.body) > WRITE_PIECE)
+    return not (route.delay or route.trickle or route.chunked or route.cut_after is not None
+                or len(route.body) > WRITE_PIECE)
 
 
 class _Connection(asyncio.Protocol):
@@ -204,6 +225,7 @@ class _Connection(asyncio.Protocol):
             keep_alive = False
         finally:
             self.server.in_flight -= 1
+        keep_alive = keep_alive and route.cut_after is None
         self.busy = False
         if keep_alive:
             self._answer_buffered()
@@ -219,7 +241,7 @@ class _Connection(asyncio.Protocol):
         self.transport.write(_head(route, keep_alive))
         if head_only:
             return
-        body = route.body
+        body = route.body if route.cut_after is None else route.body[:route.cut_after]
         size = route.trickle_bytes if route.trickle else WRITE_PIECE
         for start in range(0, len(body), size):
             piece = body[start:start + size]
@@ -324,6 +346,11 @@ class LocalServer:
         self.last_headers[path] = request.headers
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        route = self._route(path, served)
+        asked = request.headers.get("range")
+        return _ranged(route, asked) if asked and route.ranges and route.status == 200 else route
+
+    def _route(self, path: str, served: int) -> Route:
         found = self.routes.get(path)
         if isinstance(found, list):
             return found[min(served, len(found)) - 1]

@@ -6,7 +6,8 @@
     out/<side file>/NNNNN.npy        per-sample vectors by key, in shard order (SIDE_FILES)
     out/tokens/tokenizers.json       the tokenizers that made tokens/ (tokens.manifest)
     out/rejects/shard-NNNNN.parquet  what the shard's steps rejected
-    out/rejects/<pass>-NNNNN.parquet what a whole-run pass dropped from the shard
+    out/rejects/<pass>-NNNNN.parquet what a whole-run pass dropped from the shard, or the model steps
+                                     when they ran as a pass of their own (clip-, models-)
     out/rejects/pre/                 what the stages before the shards rejected
 """
 

@@ -61,28 +61,38 @@ def read_side(path: str, side: SideFile) -> dict[str, dict[str, np.ndarray]]:
     return {str(row["key"]): {name: row[name] for name in side.columns} for row in array}
 
 
+def tar_samples(path: str) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {extension: bytes}) of each sample of a shard tar, in order."""
+    members: dict[str, bytes] = {}
+    current = None
+    with fileio.open_read(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            key, _, ext = member.name.partition(".")
+            if key != current and current is not None:
+                yield current, members
+                members = {}
+            current = key
+            members[ext] = tar.extractfile(member).read()
+    if current is not None:
+        yield current, members
+
+
+def image_ext_of(members: dict[str, bytes]) -> str:
+    return next(ext for ext in members if ext not in ("txt", "json"))
+
+
 def read_shard(out_dir: str, shard_id: int) -> Iterator[dict]:
     """The samples of one shard in shard order: ``key``, ``meta`` (the parquet row), ``caption``
     (the .txt), ``image`` (bytes), ``image_ext``, and one dict of vectors per side file it has."""
     paths = shard_paths(out_dir, shard_id)
     rows = {row["key"]: row for row in read_rows(paths["parquet"])}
     sides = {side.folder: read_side(paths[side.folder], side) for side in SIDE_FILES}
-    members: dict[str, bytes] = {}
-    current = None
-    with fileio.open_read(paths["tar"]) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            key, _, ext = member.name.partition(".")
-            if key != current and current is not None:
-                yield _sample(current, members, rows, sides)
-                members = {}
-            current = key
-            members[ext] = tar.extractfile(member).read()
-    if current is not None:
-        yield _sample(current, members, rows, sides)
+    for key, members in tar_samples(paths["tar"]):
+        yield _sample(key, members, rows, sides)
 
 
 def _sample(key: str, members: dict[str, bytes], rows: dict, sides: dict) -> dict:
-    image_ext = next(ext for ext in members if ext not in ("txt", "json"))
+    image_ext = image_ext_of(members)
     sample = {"key": key, "meta": rows[key], "caption": members["txt"].decode("utf-8"),
               "image": members[image_ext], "image_ext": image_ext}
     for folder, vectors in sides.items():

@@ -7,6 +7,7 @@
     altcap kb build --wikidata DUMP.json[.bz2|.gz] --output KB   compile a Wikidata KB for hypernyms
     altcap hypernymize [--kb KB] FILE|-   try hypernymization: one caption per line in, JSON lines out
     altcap tokenize OUT_DIR [--config FILE] [--set key=value ...] [Beam options]   token files for finished shards
+    altcap score OUT_DIR [--config FILE] [--set key=value ...] [Beam options]   CLIP for a folder made without it
     altcap tokenizer train OUT_DIR [--vocab N]   a byte-level BPE trained on a run's final captions
     altcap tokens show OUT_DIR [--key K | -n N]  decoded codes beside the original, with the decoded caption
     altcap train --config FILE [--set key=value ...]   train the DALL-E-style transformer on token files
@@ -23,7 +24,7 @@ import sys
 
 from filters.text_presets import PRESETS
 from hypernymize.config import HypernymizeConfig
-from pipeline.config import ConfigError, load_config
+from pipeline.config import Config, ConfigError, load_config
 from trainer.commands import run_sample, run_train, sample_arguments, train_arguments
 
 
@@ -123,6 +124,13 @@ def parser() -> argparse.ArgumentParser:
     tokenize.add_argument("output", metavar="OUT_DIR", help="the output folder of a run")
     add_settings(tokenize, "tokens.image_model=org/repo/subfolder")
     tokenize.add_argument("--verbose", action="store_true")
+
+    score = commands.add_parser("score", help="CLIP scores, embeddings and cuts for a finished output folder whose "
+                                              "run had no CLIP (idempotent, resumes shard by shard)",
+                                epilog="Other options (--runner, ...) are passed to Apache Beam.")
+    score.add_argument("output", metavar="OUT_DIR", help="the output folder of a run")
+    add_settings(score, "clip.top_fraction=0.3")
+    score.add_argument("--verbose", action="store_true")
 
     tokenizer = commands.add_parser("tokenizer", help="text tokenizers for the tokens stage")
     tokenizer_commands = tokenizer.add_subparsers(dest="tokenizer_command", required=True)
@@ -266,6 +274,32 @@ def print_summary(stats: dict) -> None:
           f"{stats['timings']['wall_s']:.1f} s)")
 
 
+def score_config(args) -> Config:
+    """``altcap score``'s config: the given one with CLIP on."""
+    return load_config(args.config, ["clip.enabled=true", *args.set])
+
+
+def dry_run_job(args, beam_args: list[str]):
+    """The Dataflow job of ``altcap run``, ``score`` or ``tokenize`` when ``--dry_run=True`` asks for its
+    translation only (None otherwise): the inputs and models are checked, nothing is written."""
+    from pipeline.dry_run import dry_run, translate
+    from pipeline.run import pipeline_options, planned_run
+    from pipeline.score import planned_score
+    from pipeline.tokenize import planned_tokenize
+
+    options = pipeline_options(beam_args)
+    if not dry_run(options):
+        return None
+    config = load_config(args.config, args.set)
+    if args.command == "tokenize":
+        return translate(planned_tokenize(args.output, config, options, claim=False))
+    if args.command == "score":
+        return translate(planned_score(args.output, score_config(args), options, claim=False))
+    pipeline, _, _ = planned_run(args.input, args.output, config, options, input_format=args.input_format,
+                                 claim=False)
+    return translate(pipeline)
+
+
 def main(argv: list[str] | None = None) -> int:
     args, beam_args = parser().parse_known_args(argv)
     tools = {"text": run_text, "kb": run_kb, "hypernymize": run_hypernymize,  # no pipeline: no Beam options
@@ -280,8 +314,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"altcap: error: {err}", file=sys.stderr)
             return 2
     if args.command == "config":
-        from pipeline.config import Config
-
         print(Config().to_yaml(), end="")
         return 0
     setup_logging(args.verbose)
@@ -290,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if beam_args and not beam_args[0].startswith("--"):
             raise ConfigError(f"unexpected argument {beam_args[0]!r}")
+        if args.command in ("run", "score", "tokenize") and (job := dry_run_job(args, beam_args)):
+            print(f"dry run: the DataflowRunner translated job {job.proto.name} "
+                  f"({len(job.proto_pipeline.components.transforms)} transforms); nothing was submitted or written")
+            return 0
         if args.command == "tokenize":
             from pipeline.tokenize import tokenize
 
@@ -298,7 +334,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{found['samples']} samples, {found['captions_truncated']} captions cut to fit, "
                   f"{found['samples_failed']} failed: {args.output}/tokens/")
             return 0
-        if args.command == "demo":
+        if args.command == "score":
+            from pipeline.score import score
+
+            found = score(args.output, score_config(args), beam_args=beam_args)
+            print(f"{found['shards_scored']} shard(s) scored, {found['shards_skipped']} already done")
+            stats = found["stats"]
+        elif args.command == "demo":
             from pipeline.demo import run_demo
 
             stats = run_demo(args.output, beam_args=beam_args)

@@ -3,7 +3,8 @@
 Each section is a dataclass beside the code it drives, the single source of its defaults:
 ``input``, ``extract`` and ``crawl`` in ``crawl/source_config.py``, ``text`` in
 ``filters/text_config.py``, the in-shard steps' sections with their steps (``pipeline.steps``:
-``download``, ``image``, ``resize``, ``clip``, ``hypernymize``), and ``dedup`` and ``shards`` here.
+``download``, ``image``, ``resize``, ``clip``, ``hypernymize``), ``dedup`` and ``shards`` here, and
+``pools`` (``pipeline/pools.py``: where the model steps run).
 ``altcap config`` prints them all as YAML. A section names the values a setting may take in
 ``CHOICES`` and checks itself in ``check``.
 """
@@ -21,6 +22,7 @@ from crawl.source_config import CrawlConfig, ExtractConfig, InputConfig
 from filters.settings import ConfigError, require
 from filters.text_config import TextConfig
 from pipeline import steps
+from pipeline.pools import PoolsConfig
 
 __all__ = ["Config", "ConfigError", "config_from_dict", "load_config"]
 
@@ -63,6 +65,7 @@ def section_types() -> dict[str, type]:
     for step in steps.SHARD_STEPS:
         found.update(step.settings)
     found["shards"] = ShardConfig
+    found["pools"] = PoolsConfig
     return found
 
 

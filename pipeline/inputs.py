@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import re
 
+from crawl import commoncrawl
+from crawl.http_stream import is_http
 from crawl.lists import ListFormatError
+from crawl.source_config import InputConfig
 from dataset import fileio
 from pipeline.config import Config
 
@@ -24,6 +27,7 @@ KINDS_BY_EXTENSION = [
     (re.compile(r"\.(txt|urls)$"), "pages"),
 ]
 IMAGE_FILE = re.compile(r"\.(jpe?g|png|webp|gif|bmp|tiff?|avif)$", re.IGNORECASE)
+STREAMED_KINDS = ("warc", "wat")  # what is read over HTTP(S) and named by Common Crawl listings
 
 
 class InputError(ValueError):
@@ -61,18 +65,32 @@ def img2dataset_items(folder: str) -> list[tuple[str, str]]:
     return [("img2dataset_files", parent) for parent in parents]
 
 
-def expand_inputs(patterns: list[str], forced_format: str = "auto") -> list[tuple[str, str]]:
+def _listed_paths(pattern: str, settings: InputConfig) -> list[str]:
+    """The files a Common Crawl name or path listing selects (crawl/commoncrawl.py)."""
+    try:
+        return commoncrawl.expand(pattern, settings.commoncrawl_base, settings.http_policy())
+    except commoncrawl.ListingError as err:
+        raise InputError(str(err)) from None
+
+
+def expand_inputs(patterns: list[str], forced_format: str = "auto",
+                  settings: InputConfig = InputConfig()) -> list[tuple[str, str]]:
     """Sorted (kind, path) items for every input pattern; raises InputError with a clear message."""
     items: list[tuple[str, str]] = []
     for pattern in patterns:
         if _is_local_dir(pattern) or (forced_format == "img2dataset" and pattern.endswith("/")):
             items.extend(img2dataset_items(pattern.rstrip("/")))
             continue
-        paths = fileio.match(pattern)
+        listed = commoncrawl.is_selection(pattern)
+        paths = (_listed_paths(pattern, settings) if listed else [pattern] if is_http(pattern)
+                 else fileio.match(pattern))
         if not paths:
             raise InputError(f"no input file matches {pattern!r}")
         for path in paths:
             kind = forced_format if forced_format != "auto" else kind_from_name(path)
+            if (listed or is_http(path)) and kind not in STREAMED_KINDS:
+                raise InputError(f"{pattern}: {path} is not a WARC or WAT file (.warc.gz, .warc.wat.gz): "
+                                 "listings and http(s) URLs name those only")
             if kind is None:
                 raise InputError(f"{path}: cannot tell the input kind from the name; pass "
                                  "--input-format (warc, wat, tsv, csv, jsonl, parquet, pages, "

@@ -19,21 +19,24 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.runner import PipelineState
 
+from crawl import commoncrawl
+from crawl.http_stream import is_http
 from dataset import fileio
 from dataset.layout import PRE_REJECTS, REJECTS, SHARDS, SIDE_FILES
 from dataset.reader import load_stats
 from dataset.schema import REJECT_SCHEMA, reject_row
 from filters.langid import model_path
 from pipeline import passes
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
 from pipeline.funnel import AccountingError, check_funnel, funnel_from_counters
 from pipeline.inputs import expand_inputs, preflight
 from pipeline.metrics import REJECTED, CountedStage, counters_of
+from pipeline.model_pass import MODEL_PASS_REJECTS, ModelPass, model_pass_stages, shard_step
 from pipeline.pages import FetchPages
 from pipeline.report import write_report
 from pipeline.shard_builder import StaleShardError
 from pipeline.sources import PAGES, ReadSource
-from pipeline.stages import URL_DEDUP, AssignShards, BuildShards, UrlDedup
+from pipeline.stages import URL_DEDUP, AssignShards, UrlDedup
 from pipeline.steps import enabled_steps
 from pipeline.text_stage import TEXT, TextRules
 
@@ -41,7 +44,8 @@ log = logging.getLogger("altcap")
 
 VERSION = "0.1.0"
 # Settings that change speed but never which samples come out: a resumed run may change them.
-SPEED_ONLY = {("download", "threads"), ("download", "per_host")}
+SPEED_ONLY = {("download", "threads"), ("download", "per_host"), ("input", "http_retries"),
+              ("input", "http_backoff_s"), ("pools", "accelerator"), ("pools", "min_ram")}
 
 
 class OutputFolderError(ValueError):
@@ -49,8 +53,11 @@ class OutputFolderError(ValueError):
 
 
 def input_sizes(items: list[tuple[str, str]]) -> list[list]:
-    """(kind, path, size in bytes) of every input item, so an edited input is noticed."""
-    return [[kind, path, fileio.size(path)] for kind, path in items]
+    """(kind, path, size in bytes) of every input item, so an edited input is noticed. Common
+    Crawl's files (never rewritten) and files over HTTP(S) are not sized: a request per file would
+    cost the launcher as many requests as the whole run."""
+    return [[kind, path, None if is_http(path) or commoncrawl.is_published(path) else fileio.size(path)]
+            for kind, path in items]
 
 
 def resolved_settings(config: Config) -> dict[str, str]:
@@ -61,6 +68,8 @@ def resolved_settings(config: Config) -> dict[str, str]:
 def fingerprint(inputs: list[list], config: Config, resolved: dict[str, str]) -> str:
     settings = {section: {k: v for k, v in values.items() if (section, k) not in SPEED_ONLY}
                 for section, values in config.to_dict().items()}
+    if settings["pools"] == {"model_pass": False}:  # as before pools existed, so older folders resume
+        del settings["pools"]
     content = {"inputs": inputs, "config": settings}
     if resolved:  # left out when empty, so such runs keep the fingerprint they had before it existed
         content["resolved"] = resolved
@@ -148,7 +157,11 @@ def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,
 
     shards = (candidates
               | "AssignShards" >> AssignShards(config.shards.samples_per_shard)
-              | "BuildShards" >> beam.ParDo(BuildShards(config_dict, out_dir)))
+              | "BuildShards" >> shard_step(config, out_dir))
+    if stages := model_pass_stages(config):  # the models on their own workers (pools.model_pass)
+        shards = (shards
+                  | "WrittenShards" >> beam.Keys()
+                  | "ModelPass" >> ModelPass(config, out_dir, stages, MODEL_PASS_REJECTS))
     passes.apply_passes(shards, config, out_dir)
 
     (rejects
@@ -160,7 +173,8 @@ def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
-    """The user's Beam options; local runs default to one worker process per core."""
+    """The user's Beam options; local runs default to one worker process per core. The launcher's
+    own reads and writes of gs:// and s3:// paths use them too (``--s3_endpoint_url``, ...)."""
     options = PipelineOptions(beam_args)
     standard = options.view_as(StandardOptions)
     direct = options.view_as(DirectOptions)
@@ -175,6 +189,7 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
         worker_logs.default_sdk_harness_log_level = "WARNING"
     if "--sdk_harness_log_level_overrides" not in given:
         worker_logs.sdk_harness_log_level_overrides = {"altcap": "INFO"}
+    fileio.use_options(options)
     return options
 
 
@@ -204,24 +219,43 @@ def step_info(out_dir: str, step) -> dict | None:
     return found
 
 
-def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str] = (),
-        input_format: str = "auto", overwrite: bool = False) -> dict:
-    """Run the pipeline end to end; returns the stats written to ``stats.json``."""
-    started = time.time()
+def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
+    """A pipeline for ``options``; options its runner refuses (an unknown runner, a malformed
+    ``--project``) end with one message."""
+    try:
+        return beam.Pipeline(options=options)
+    except ValueError as err:  # Beam's "Pipeline has validations errors: ..."
+        raise ConfigError(" ".join(str(err).split())) from None
+
+
+def planned_run(inputs: list[str], out_dir: str, config: Config, options: PipelineOptions, *,
+                input_format: str = "auto", overwrite: bool = False, claim: bool = True):
+    """Everything before the job runs: the inputs listed and checked, the models found, the output
+    folder claimed (not when ``claim`` is false: a dry run writes nothing) and the whole run built.
+    Returns (pipeline, input items, enabled steps)."""
     items = expand_inputs(list(inputs), input_format if input_format != "auto"
-                          else config.input.format)
+                          else config.input.format, config.input)
     preflight(items, config)
     model_path(config.text.lang_model)  # fetched (or refused) here, not in every worker
     steps = enabled_steps(config)
     for step in steps:
         step.preflight(config)  # a wrong model name or file fails here, not in every worker
-    prepare_output(out_dir, items, config, overwrite=overwrite)
-    for step in steps:
-        step.claim(config, out_dir)
+    if claim:
+        prepare_output(out_dir, items, config, overwrite=overwrite)
+        for step in steps:
+            step.claim(config, out_dir)
     log.info("%d input item(s); output in %s", len(items), out_dir)
-
-    pipeline = beam.Pipeline(options=pipeline_options(list(beam_args)))
+    pipeline = new_pipeline(options)
     build(pipeline, items, config, out_dir)
+    return pipeline, items, steps
+
+
+def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str] = (),
+        input_format: str = "auto", overwrite: bool = False) -> dict:
+    """Run the pipeline end to end; returns the stats written to ``stats.json``."""
+    started = time.time()
+    pipeline, items, steps = planned_run(inputs, out_dir, config, pipeline_options(list(beam_args)),
+                                         input_format=input_format, overwrite=overwrite)
     try:
         result = pipeline.run()
         state = result.wait_until_finish()

@@ -14,6 +14,7 @@ from typing import Iterator
 import apache_beam as beam
 
 from crawl import img2dataset_folder, lists, warc
+from crawl.http_stream import ResumableHTTPStream, is_http
 from dataset import fileio
 from filters.record import SOURCE, is_input_error, is_rejected, make_key, new_record, reject
 from pipeline.config import Config, config_from_dict
@@ -47,10 +48,15 @@ def _files_layout_records(folder: str) -> Iterator[dict]:
                                                image_ref=ref, source=folder)
 
 
+def _open_archive(path: str, config: Config):
+    """A WARC/WAT as stored: over HTTP(S) streamed and resumed where a connection broke."""
+    return ResumableHTTPStream(path, config.input.http_policy()) if is_http(path) else fileio.open_read(path)
+
+
 def iter_source(kind: str, path: str, config: Config) -> Iterator[dict]:
     """Candidate records (passed or rejected) of one input item."""
     if kind in ("warc", "wat"):
-        with fileio.open_read(path) as stream:  # FastWARC reads the gzip members itself
+        with _open_archive(path, config) as stream:  # FastWARC reads the gzip members itself
             if kind == "warc":
                 yield from warc.read_warc(stream, source=path,
                                           lazy_attributes=tuple(config.extract.lazy_attributes),

@@ -78,16 +78,18 @@ class AssignShards(beam.PTransform):
 
 
 class BuildShards(beam.DoFn):
-    """(shard id, records) -> the written shard; emits (shard id, samples)."""
+    """(shard id, records) -> the written shard; emits (shard id, samples). The steps whose stages
+    are in ``leave_out`` run later, as a pass of their own (``pipeline.model_pass``), which counts them."""
 
-    def __init__(self, config: dict, out_dir: str):
+    def __init__(self, config: dict, out_dir: str, leave_out: tuple[str, ...] = ()):
         self._config_dict = config
         self.out_dir = out_dir
+        self.leave_out = leave_out
 
     def setup(self):
         config: Config = config_from_dict(self._config_dict)
         threads = config.download.threads
-        self.steps = [step.build(config) for step in enabled_steps(config)]
+        self.steps = [step.build(config) for step in enabled_steps(config) if step.stage not in self.leave_out]
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="altcap-fetch")
         self.window = max(threads * 16, 256)
 
@@ -105,5 +107,6 @@ class BuildShards(beam.DoFn):
             raise RuntimeError(f"shard {shard_id}: {len(records)} records assigned but its stats "
                                f"say {stats['records']}")
         for stage, entry in stats["stages"].items():
-            count_stage(stage, entry["in"], entry["rejected"])
+            if stage not in self.leave_out:
+                count_stage(stage, entry["in"], entry["rejected"])
         return [(shard_id, stats["samples"])]

@@ -18,6 +18,7 @@ from dataset.side_arrays import load_side, side_array, write_side
 from filters.settings import ConfigError
 from pipeline.config import Config, config_from_dict
 from pipeline.metrics import count, counters_of
+from pipeline.pools import on_model_pool
 from pipeline.shard_step import run_steps
 from pipeline.tokens_step import TokensStep
 
@@ -75,22 +76,36 @@ class TokenizeShards(beam.DoFn):
         count(TRUNCATED, self.step.info["captions_truncated"])
 
 
-def tokenize(out_dir: str, config: Config, *, beam_args: list[str] = ()) -> dict:
-    """Tokenize every finished shard of ``out_dir`` not tokenized yet; returns the counts."""
-    from pipeline.run import pipeline_options
+def build(pipeline: beam.Pipeline, shards: list[int], config: Config, out_dir: str) -> None:
+    """Add the tokenizing of ``shards`` to ``pipeline``."""
+    (pipeline
+     | "Shards" >> beam.Create(shards)
+     | "SpreadShards" >> beam.Reshuffle()
+     | "Tokenize" >> on_model_pool(beam.ParDo(TokenizeShards(config.to_dict(), out_dir)), config))
+
+
+def planned_tokenize(out_dir: str, config: Config, options, *, claim: bool = True) -> beam.Pipeline:
+    """The shards listed, the models found, the tokenizers claimed (not when ``claim`` is false: a
+    dry run writes nothing) and the job built."""
+    from pipeline.run import new_pipeline
 
     shards = shard_ids(out_dir)
     if not shards:
         raise ConfigError(f"{out_dir} holds no finished shards (shards/NNNNN_stats.json) to tokenize")
     TokensStep.preflight(config)
-    TokensStep.claim(config, out_dir)
+    if claim:
+        TokensStep.claim(config, out_dir)
     log.info("tokenizing %d shard(s) of %s", len(shards), out_dir)
-    pipeline = beam.Pipeline(options=pipeline_options(list(beam_args)))
-    (pipeline
-     | "Shards" >> beam.Create(shards)
-     | "SpreadShards" >> beam.Reshuffle()
-     | "Tokenize" >> beam.ParDo(TokenizeShards(config.to_dict(), out_dir)))
-    result = pipeline.run()
+    pipeline = new_pipeline(options)
+    build(pipeline, shards, config, out_dir)
+    return pipeline
+
+
+def tokenize(out_dir: str, config: Config, *, beam_args: list[str] = ()) -> dict:
+    """Tokenize every finished shard of ``out_dir`` not tokenized yet; returns the counts."""
+    from pipeline.run import pipeline_options
+
+    result = planned_tokenize(out_dir, config, pipeline_options(list(beam_args))).run()
     result.wait_until_finish()
     found = counters_of(result)
     return {name.split("|", 1)[1]: found.get(name, 0) for name in (WRITTEN, SKIPPED, SAMPLES, TRUNCATED, FAILED)}
