@@ -9,6 +9,7 @@
     out/rejects/<pass>-NNNNN.parquet what a whole-run pass dropped from the shard, or the model steps
                                      when they ran as a pass of their own (clip-, models-)
     out/rejects/pre/                 what the stages before the shards rejected
+    out/written.json                 the job's tally of what it wrote (dataset.tally)
 """
 
 from __future__ import annotations

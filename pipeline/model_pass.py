@@ -42,6 +42,7 @@ from pipeline.stages import BuildShards
 from pipeline.steps import enabled_steps
 
 MODEL_PASS_REJECTS = "models"  # rejects/models-NNNNN.parquet: what the model steps of altcap run dropped
+SCORE_REJECTS = "clip"  # rejects/clip-NNNNN.parquet: what the clip cut of altcap score dropped
 
 
 def pending(path: str) -> str:

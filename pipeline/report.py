@@ -1,6 +1,8 @@
 """``report.html``: the run for a person — funnel, reasons, sizes, sample images, reject examples.
 
-One self-contained HTML file (thumbnails inlined), written after the funnel check.
+One self-contained HTML file (thumbnails inlined), written after the funnel check. The sizes and
+reject examples come from the job's tally (``dataset.tally``); only the thumbnails are read from
+shards, the first ones with samples, until SAMPLES_SHOWN are found.
 """
 
 from __future__ import annotations
@@ -8,14 +10,13 @@ from __future__ import annotations
 import base64
 import html
 import tarfile
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 from dataset import fileio
-from dataset.reader import read_parquet
+from dataset.layout import shard_paths
+from dataset.tally import FIRST_SHARDS, SIZE_LABELS
 
-SAMPLES_SHOWN = 24
-REJECT_EXAMPLES = 3
-SIZE_BINS = [(0, 256), (256, 401), (401, 512), (512, 1024), (1024, 2048), (2048, 10**9)]
+SAMPLES_SHOWN = FIRST_SHARDS
 
 
 def _esc(value) -> str:
@@ -42,28 +43,6 @@ def _thumbnails(shard_tars: list[str]) -> list[tuple[str, str, str]]:
             uri = f"data:image/{mime};base64,{base64.b64encode(parts[ext]).decode()}"
             shown.append((uri, parts.get("txt", b"").decode("utf-8", "replace"), key))
     return shown
-
-
-def _size_histogram(shard_parquets: list[str]) -> Counter:
-    bins: Counter = Counter()
-    for path in shard_parquets:
-        table = read_parquet(path, ["original_width", "original_height"])
-        for width, height in zip(table.column(0).to_pylist(), table.column(1).to_pylist()):
-            side = min(width or 0, height or 0)
-            bins[next(f"{lo}-{hi - 1}" if hi < 10**9 else f">={lo}"
-                      for lo, hi in SIZE_BINS if lo <= side < hi)] += 1
-    return bins
-
-
-def _reject_examples(reject_files: list[str]) -> dict[tuple[str, str], list[dict]]:
-    examples: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for path in reject_files:
-        rows = read_parquet(path, ["stage", "reason", "url", "caption", "detail"]).to_pylist()
-        for row in rows:
-            bucket = examples[(row["stage"], row["reason"])]
-            if len(bucket) < REJECT_EXAMPLES:
-                bucket.append(row)
-    return examples
 
 
 def clip_summary(clip: dict, top: dict | None = None) -> str:
@@ -101,7 +80,7 @@ def tokens_line(tokens: dict) -> str:
             f"{tokens['captions_truncated']} captions cut to fit")
 
 
-def render(stats: dict, *, thumbnails, sizes: Counter, examples) -> str:
+def render(stats: dict, *, thumbnails, sizes: dict[str, int], examples: dict[str, dict[str, list[dict]]]) -> str:
     funnel = stats["funnel"]
     widest = max((entry["in"] for entry in funnel), default=1) or 1
     rows = []
@@ -118,11 +97,11 @@ def render(stats: dict, *, thumbnails, sizes: Counter, examples) -> str:
     size_rows = "".join(
         f"<tr><td>{_esc(label)}</td><td>{sizes.get(label, 0)}</td><td><div class=bar "
         f"style='width:{round(300 * sizes.get(label, 0) / total)}px'></div></td></tr>"
-        for label in [f"{lo}-{hi - 1}" if hi < 10**9 else f">={lo}" for lo, hi in SIZE_BINS])
+        for label in SIZE_LABELS)
     example_rows = "".join(
         f"<tr><td>{_esc(stage)}</td><td>{_esc(reason)}</td><td class=small>{_esc(row['url'])}</td>"
         f"<td class=small>{_esc(row['caption'])}</td><td class=small>{_esc(row['detail'])}</td></tr>"
-        for (stage, reason), bucket in sorted(examples.items()) for row in bucket)
+        for stage, reasons in sorted(examples.items()) for reason, bucket in sorted(reasons.items()) for row in bucket)
     check = "ok" if stats["check"]["ok"] else "FAILED: " + "; ".join(stats["check"]["problems"])
     clip = f"<p class=small>{_esc(clip_summary(stats['clip'], stats.get('clip_top')))}</p>" if stats.get("clip") else ""
     if stats.get("concepts"):
@@ -161,11 +140,10 @@ accounting check: <b>{_esc(check)}</b>; {stats['timings']['wall_s']:.1f} s; star
 """
 
 
-def write_report(out_dir: str, stats: dict, *, shard_parquets: list[str],
-                 reject_files: list[str]) -> str:
-    tars = [p[: -len(".parquet")] + ".tar" for p in shard_parquets]
-    page = render(stats, thumbnails=_thumbnails(tars), sizes=_size_histogram(shard_parquets),
-                  examples=_reject_examples(reject_files))
+def write_report(out_dir: str, stats: dict, written: dict) -> str:
+    """The report of a run whose job wrote the tally ``written``."""
+    tars = [shard_paths(out_dir, shard_id)["tar"] for shard_id in written["first_shards"]]
+    page = render(stats, thumbnails=_thumbnails(tars), sizes=written["sizes"], examples=written["examples"])
     path = fileio.join(out_dir, "report.html")
     fileio.write_bytes(path, page.encode("utf-8"))
     return path

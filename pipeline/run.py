@@ -10,7 +10,6 @@ import os
 import time
 
 import apache_beam as beam
-import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import (
     DirectOptions,
     PipelineOptions,
@@ -21,9 +20,8 @@ from apache_beam.runners.runner import PipelineState
 
 from crawl import commoncrawl
 from crawl.http_stream import is_http
-from dataset import fileio
+from dataset import fileio, tally
 from dataset.layout import PRE_REJECTS, REJECTS, SHARDS, SIDE_FILES
-from dataset.reader import load_stats
 from dataset.schema import REJECT_SCHEMA, reject_row
 from filters.langid import model_path
 from pipeline import passes
@@ -39,6 +37,7 @@ from pipeline.sources import PAGES, ReadSource
 from pipeline.stages import URL_DEDUP, AssignShards, UrlDedup
 from pipeline.steps import enabled_steps
 from pipeline.text_stage import TEXT, TextRules
+from pipeline.written import WriteTally
 
 log = logging.getLogger("altcap")
 
@@ -80,7 +79,7 @@ def fingerprint(inputs: list[list], config: Config, resolved: dict[str, str]) ->
 def previous_outputs(out_dir: str) -> list[str]:
     """Everything a finished run leaves that ``--overwrite`` must delete: the shards, the rejects,
     every side file, the whole-run passes' summaries and the stats."""
-    patterns = [(SHARDS, "*"), (REJECTS, "*.parquet"), ("stats.json",)]
+    patterns = [(SHARDS, "*"), (REJECTS, "*.parquet"), ("stats.json",), (tally.WRITTEN,)]
     patterns += [(side.folder, "*") for side in SIDE_FILES]
     patterns += [(each.summary_file,) for each in passes.PASSES if each.summary_file]
     return [path for pattern in patterns for path in fileio.match(fileio.join(out_dir, *pattern))]
@@ -106,8 +105,10 @@ def prepare_output(out_dir: str, items, config: Config, *, overwrite: bool) -> N
                 "resume needs the same inputs and config: use another --output, or --overwrite")
     if overwrite:
         fileio.delete(previous_outputs(out_dir))
-    # Stages before the shards are recomputed on every run; their rejects are written afresh.
-    fileio.delete(fileio.match(fileio.join(out_dir, REJECTS, PRE_REJECTS, "*")))
+    # Stages before the shards are recomputed on every run; their rejects are written afresh, and
+    # so is the tally of what the run wrote.
+    fileio.delete(fileio.match(fileio.join(out_dir, REJECTS, PRE_REJECTS, "*")) +
+                  fileio.match(fileio.join(out_dir, tally.WRITTEN)))
     fileio.delete(fileio.match(fileio.join(out_dir, SHARDS, "*.tmp-*")) +
                   fileio.match(fileio.join(out_dir, REJECTS, "*.tmp-*")))
     for sub in (SHARDS, REJECTS):
@@ -162,14 +163,15 @@ def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,
         shards = (shards
                   | "WrittenShards" >> beam.Keys()
                   | "ModelPass" >> ModelPass(config, out_dir, stages, MODEL_PASS_REJECTS))
-    passes.apply_passes(shards, config, out_dir)
+    shards = passes.apply_passes(shards, config, out_dir)
 
-    (rejects
-     | "EarlyRejects" >> beam.Flatten()
-     | "RejectRows" >> beam.Map(reject_row)
-     | "WriteRejects" >> beam.io.WriteToParquet(
-         fileio.join(out_dir, REJECTS, PRE_REJECTS, "part"), REJECT_SCHEMA,
-         file_name_suffix=".parquet", codec="zstd"))
+    reject_files = (rejects
+                    | "EarlyRejects" >> beam.Flatten()
+                    | "RejectRows" >> beam.Map(reject_row)
+                    | "WriteRejects" >> beam.io.WriteToParquet(
+                        fileio.join(out_dir, REJECTS, PRE_REJECTS, "part"), REJECT_SCHEMA,
+                        file_name_suffix=".parquet", codec="zstd"))
+    (shards, reject_files) | "Written" >> WriteTally(out_dir, enabled_steps(config))
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
@@ -191,32 +193,6 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
         worker_logs.sdk_harness_log_level_overrides = {"altcap": "INFO"}
     fileio.use_options(options)
     return options
-
-
-def parquet_rows(paths: list[str]) -> int:
-    total = 0
-    for path in paths:
-        with fileio.open_read(path) as stream:
-            total += pq.ParquetFile(stream).metadata.num_rows
-    return total
-
-
-def step_info(out_dir: str, step) -> dict | None:
-    """What an in-shard step reported into the shards' stats: the first shard's, with the numbers
-    the step names in ``summed`` added up over every shard."""
-    found = None
-    for path in fileio.match(fileio.join(out_dir, SHARDS, "*_stats.json")):
-        info = (load_stats(path) or {}).get(step.stage)
-        if not info:
-            continue
-        if found is None:
-            found = dict(info)
-            if not step.summed:
-                break
-        else:
-            for name in step.summed:
-                found[name] += info.get(name, 0)
-    return found
 
 
 def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
@@ -268,24 +244,21 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
         raise RuntimeError(f"the pipeline ended in state {state}")
 
     funnel = funnel_from_counters(counters_of(result))
-    shard_files = fileio.match(fileio.join(out_dir, SHARDS, "*.parquet"))
-    reject_files = (fileio.match(fileio.join(out_dir, REJECTS, "*.parquet")) +
-                    fileio.match(fileio.join(out_dir, REJECTS, PRE_REJECTS, "*.parquet")))
-    samples, rejected = parquet_rows(shard_files), parquet_rows(reject_files)
-    problems = check_funnel(funnel, samples_written=samples, rejects_written=rejected)
+    written = tally.read(out_dir)  # the job's own count of the rows in its files: no shard is read here
+    problems = check_funnel(funnel, samples_written=written["samples"], rejects_written=written["rejects"])
     stats = {
         "altcap_version": VERSION,
         "inputs": [list(i) for i in items],
         "output": out_dir,
-        "samples": samples,
-        "shards": len(shard_files),
-        "rejects": rejected,
+        "samples": written["samples"],
+        "shards": written["shards"],
+        "rejects": written["rejects"],
         "funnel": funnel,
         "check": {"ok": not problems, "problems": problems},
     }
-    for step in steps:  # what the in-shard steps and the whole-run passes report, by stage
-        if info := step_info(out_dir, step):
-            stats[step.stage] = info
+    for step in steps:  # what the in-shard steps report, by stage
+        if step.stage in written["steps"]:
+            stats[step.stage] = written["steps"][step.stage][1]
     for each in passes.PASSES:
         if each.enabled(config) and (summary := each.summary(out_dir)):
             stats[each.stage] = summary
@@ -299,7 +272,7 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
                     stats["clip"]["model"], stats["clip"]["problem"])
     fileio.write_bytes(fileio.join(out_dir, "stats.json"),
                        json.dumps(stats, indent=1, ensure_ascii=False).encode())
-    write_report(out_dir, stats, shard_parquets=shard_files, reject_files=reject_files)
+    write_report(out_dir, stats, written)
     if problems:
         raise AccountingError("records do not add up: " + "; ".join(problems))
     return stats

@@ -17,20 +17,21 @@ import json
 import logging
 
 import apache_beam as beam
+from apache_beam.io.fileio import MatchFiles
 
-from dataset import fileio
-from dataset.layout import PRE_REJECTS, REJECTS, SHARDS, shard_ids
+from dataset import fileio, tally
+from dataset.layout import PRE_REJECTS, REJECTS, shard_ids
 from filters.settings import ConfigError
 from pipeline.clip_step import ClipStep
 from pipeline.clip_top import TopFractionCut
 from pipeline.config import Config, config_from_dict
 from pipeline.funnel import AccountingError, check_funnel, funnel_from_counters
 from pipeline.metrics import counters_of
-from pipeline.model_pass import ModelPass
+from pipeline.model_pass import SCORE_REJECTS, ModelPass
+from pipeline.written import WriteTally
 
 log = logging.getLogger("altcap")
 
-SCORE_REJECTS = "clip"  # rejects/clip-NNNNN.parquet: what the clip cut dropped
 SCORED, SKIPPED = f"{SCORE_REJECTS}|shards_written", f"{SCORE_REJECTS}|shards_skipped"
 SPEED_ONLY = ("device", "precision", "batch_size", "decoder")  # clip settings that change no verdict
 
@@ -59,12 +60,17 @@ def claim_scoring(out_dir: str, config: Config) -> None:
 
 
 def build(pipeline: beam.Pipeline, shards: list[int], config: Config, out_dir: str) -> None:
-    """Add the scoring of ``shards``, then the top-fraction cut, to ``pipeline``."""
+    """Add the scoring of ``shards``, then the top-fraction cut, then the tally of the folder, to
+    ``pipeline``."""
     scored = (pipeline
               | "Shards" >> beam.Create(shards)
               | "Score" >> ModelPass(config, out_dir, (ClipStep.stage,), SCORE_REJECTS))
     if TopFractionCut.enabled(config):  # only this cut re-reads its own rejects: the run's passes saw no scores
-        scored | TopFractionCut.stage >> TopFractionCut(config, out_dir, (TopFractionCut.rejects,))
+        scored = scored | TopFractionCut.stage >> TopFractionCut(config, out_dir, (TopFractionCut.rejects,))
+    pre_rejects = (pipeline
+                   | "PreRejects" >> MatchFiles(fileio.join(out_dir, REJECTS, PRE_REJECTS, "*.parquet"))
+                   | "PreRejectPaths" >> beam.Map(lambda found: found.path))
+    (scored, pre_rejects) | "Written" >> WriteTally(out_dir, [ClipStep])
 
 
 def planned_score(out_dir: str, config: Config, options, *, claim: bool = True) -> beam.Pipeline:
@@ -80,33 +86,25 @@ def planned_score(out_dir: str, config: Config, options, *, claim: bool = True) 
     ClipStep.preflight(config)
     if claim:
         claim_scoring(out_dir, config)
+        fileio.delete(fileio.match(fileio.join(out_dir, tally.WRITTEN)))  # the run's: this job writes its own
     log.info("scoring %d shard(s) of %s", len(shards), out_dir)
     pipeline = new_pipeline(options)
     build(pipeline, shards, config, out_dir)
     return pipeline
 
 
-def written_files(out_dir: str) -> tuple[list[str], list[str]]:
-    """The folder's shard parquets and reject files."""
-    rejects = fileio.match(fileio.join(out_dir, REJECTS, "*.parquet"))
-    return (fileio.match(fileio.join(out_dir, SHARDS, "*.parquet")),
-            rejects + fileio.match(fileio.join(out_dir, REJECTS, PRE_REJECTS, "*.parquet")))
-
-
-def rescored_stats(out_dir: str, config: Config, counters: dict[str, int], shard_files: list[str],
-                   reject_files: list[str]) -> dict:
-    """The folder's stats.json with the clip stages appended to its funnel, checked again, and the
-    figures that depend on them (samples, rejects, the clip and clip_top summaries) made anew."""
-    from pipeline.run import parquet_rows, step_info
-
+def rescored_stats(out_dir: str, config: Config, counters: dict[str, int], written: dict) -> dict:
+    """The folder's stats.json with the clip stages appended to its funnel, checked again against the
+    job's tally ``written``, and the figures that depend on them (samples, rejects, the clip and
+    clip_top summaries) made anew."""
     stats = json.loads(fileio.read_bytes(fileio.join(out_dir, "stats.json")))
     added = funnel_from_counters(counters)
     again = {entry["stage"] for entry in added}
     stats["funnel"] = [entry for entry in stats["funnel"] if entry["stage"] not in again] + added
-    stats.update(samples=parquet_rows(shard_files), shards=len(shard_files), rejects=parquet_rows(reject_files))
+    stats.update(samples=written["samples"], shards=written["shards"], rejects=written["rejects"])
     problems = check_funnel(stats["funnel"], samples_written=stats["samples"], rejects_written=stats["rejects"])
     stats["check"] = {"ok": not problems, "problems": problems}
-    stats[ClipStep.stage] = step_info(out_dir, ClipStep)
+    stats[ClipStep.stage] = written["steps"][ClipStep.stage][1]
     if TopFractionCut.enabled(config):
         stats[TopFractionCut.stage] = TopFractionCut.summary(out_dir)
     stats["config"][ClipStep.stage] = config.to_dict()[ClipStep.stage]
@@ -122,10 +120,10 @@ def score(out_dir: str, config: Config, *, beam_args: list[str] = ()) -> dict:
     result = planned_score(out_dir, config, pipeline_options(list(beam_args))).run()
     result.wait_until_finish()
     counters = counters_of(result)
-    shard_files, reject_files = written_files(out_dir)
-    stats = rescored_stats(out_dir, config, counters, shard_files, reject_files)
+    written = tally.read(out_dir)
+    stats = rescored_stats(out_dir, config, counters, written)
     fileio.write_bytes(fileio.join(out_dir, "stats.json"), json.dumps(stats, indent=1, ensure_ascii=False).encode())
-    write_report(out_dir, stats, shard_parquets=shard_files, reject_files=reject_files)
+    write_report(out_dir, stats, written)
     if not stats["check"]["ok"]:
         raise AccountingError("records do not add up: " + "; ".join(stats["check"]["problems"]))
     return {"shards_scored": counters.get(SCORED, 0), "shards_skipped": counters.get(SKIPPED, 0), "stats": stats}

@@ -9,8 +9,9 @@ What is checked on the translated jobs, the pipeline protos Dataflow would recei
   the one deploy/Dockerfile starts from; only the model steps carry the ``pools`` resource hints;
 - no step holds a whole input in one worker: every GroupByKey is one of GROUPINGS, which names its
   key; the combines over one constant key (CombineGlobally) are those of GLOBAL_COMBINES, whose
-  accumulators are counts, but for one list: the scores in the CLIP cut's bin; every side input is
-  one of SIDE_INPUTS (counts and cuts).
+  accumulators are counts, but for the scores in the CLIP cut's bin and the tally of the files
+  written (counts, a histogram, a bounded number of examples); every side input is one of
+  SIDE_INPUTS (counts, cuts, the tally).
 What the proto cannot show: how big a key or a value is at run time (the coders are pickled Python),
 nor what a user function keys by. The tables hold the reviewed answer: a new grouping, global
 combine or side input fails here until it is added with the reason it stays small.
@@ -54,6 +55,7 @@ ITEMS = [("tsv", "gs://altcap-test/in/pairs.tsv"), ("warc", "gs://altcap-test/in
 TEMPLATE = ROOT / "deploy" / "dataflow"
 
 RANDOM_KEYS = "random keys (Reshuffle): spreads the elements over workers"
+TALLY = "global: the tally of the files written (counts, a size histogram, 3 reject examples per reason)"
 GROUPINGS = {
     "run": {
         "Inputs/MaybeReshuffle/Reshuffle/ReshufflePerKey/GroupByKey": RANDOM_KEYS + " (beam.Create's own)",
@@ -70,6 +72,7 @@ GROUPINGS = {
         "image_dedup/GroupBySha256": "an image sha256: (key, shard) of its copies",
         "image_dedup/JoinLosers/CoGroupByKeyImpl/GroupByKey": "a shard id: its sample count and losers",
         "WriteRejects/Write/WriteImpl/GroupByKey": "global: the names of the files written (Beam's file sink)",
+        "Written/AddTallies/CombinePerKey/GroupByKey": TALLY,
     },
     "tokenize": {
         "Shards/MaybeReshuffle/Reshuffle/ReshufflePerKey/GroupByKey": RANDOM_KEYS + " (beam.Create's own)",
@@ -79,7 +82,7 @@ GROUPINGS = {
 GROUPINGS["score"] = {
     "Shards/MaybeReshuffle/Reshuffle/ReshufflePerKey/GroupByKey": RANDOM_KEYS + " (beam.Create's own)",
     "Score/SpreadShards/ReshufflePerKey/GroupByKey": RANDOM_KEYS,
-    **{n: why for n, why in GROUPINGS["run"].items() if n.startswith("clip_top/")},
+    **{n: why for n, why in GROUPINGS["run"].items() if n.startswith(("clip_top/", "Written/"))},
 }
 GROUPINGS["run_on_pools"] = {**GROUPINGS["run"], "ModelPass/SpreadShards/ReshufflePerKey/GroupByKey": RANDOM_KEYS}
 GLOBAL_COMBINES = {  # the combines over one constant key (CombineGlobally): their CombineFn, and what it holds
@@ -87,6 +90,7 @@ GLOBAL_COMBINES = {  # the combines over one constant key (CombineGlobally): the
     "concepts/CountConcepts/CombinePerKey": ("SumCounts", "mentions per concept"),
     "clip_top/ScoreHistogram/CombinePerKey": ("SumCounts", "pairs per score bin"),
     "clip_top/GatherAtCut/GatherAtCut/CombinePerKey": ("ToListCombineFn", "the scores in the bin that holds the cut"),
+    "Written/AddTallies/CombinePerKey": ("AddTallies", TALLY),
 }
 SIDE_INPUTS = {
     "run": {
@@ -102,11 +106,12 @@ SIDE_INPUTS = {
         "WriteRejects/Write/WriteImpl/InitializeWrite": "Beam's file sink: its settings",
         "WriteRejects/Write/WriteImpl/Extract": "Beam's file sink: the names of the files written",
         "WriteRejects/Write/WriteImpl/PreFinalize": "Beam's file sink: the names of the files written",
+        "Written/AddTallies/UnKey": TALLY,
     },
     "tokenize": {},
 }
 SIDE_INPUTS["run_on_pools"] = SIDE_INPUTS["run"]
-SIDE_INPUTS["score"] = {n: why for n, why in SIDE_INPUTS["run"].items() if n.startswith("clip_top/")}
+SIDE_INPUTS["score"] = {n: why for n, why in SIDE_INPUTS["run"].items() if n.startswith(("clip_top/", "Written/"))}
 ACCELERATOR = "type:nvidia-l4;count:1;install-nvidia-driver"
 POOLS = [f"pools.accelerator={ACCELERATOR}", "pools.min_ram=16GB"]
 ON_GPUS = {"run": set(), "run_on_pools": {"ModelPass/ModelSteps"}, "score": {"Score/ModelSteps"},
@@ -235,7 +240,8 @@ def test_no_step_holds_a_whole_input_in_one_worker(jobs, name):
                     pardo(keyed_by).do_fn.urn == python_urns.KEY_WITH_NONE_DOFN:
                 payload = protos.CombinePayload.FromString(t.spec.payload).combine_fn.payload
                 global_combines[step_name] = type(pickler.loads(payload)).__name__
-    expected = {n: fn for n, (fn, _) in GLOBAL_COMBINES.items() if name != "score" or n.startswith("clip_top/")}
+    expected = {n: fn for n, (fn, _) in GLOBAL_COMBINES.items()
+                if name != "score" or n.startswith(("clip_top/", "Written/"))}
     assert global_combines == ({} if name == "tokenize" else expected)
     side_inputs = {made_by[t.inputs[tag]] for t in steps.values() if t.spec.urn == common_urns.primitives.PAR_DO.urn
                    for tag in pardo(t).side_inputs}

@@ -39,31 +39,29 @@ def test_check_finds_every_kind_of_loss():
     assert any("1 rows in rejects/ but the stages rejected 2" in p for p in problems)
 
 
-# A reject file that disappears after the stages ran and before the check: the run must say so.
-LOSE_A_REJECT_FILE = """
+# A shard writer that loses its reject rows: the stages counted the reject, but the job's tally of
+# the files it wrote (written.json) finds none; the run must say so.
+LOSE_REJECT_ROWS = """
 import sys
-from pathlib import Path
 
-import pipeline.run
+import dataset.writer
 from pipeline.cli import main
 
-counted = pipeline.run.funnel_from_counters
+write_parquet = dataset.writer.write_parquet
 
 
-def counted_then_lost(counters):
-    for path in Path(sys.argv[2]).glob("rejects/shard-*.parquet"):
-        path.unlink()
-    return counted(counters)
+def losing_reject_rows(path, rows, schema):
+    return write_parquet(path, [] if "/rejects/shard-" in path else rows, schema)
 
 
-pipeline.run.funnel_from_counters = counted_then_lost
+dataset.writer.write_parquet = losing_reject_rows
 sys.exit(main(["run", "--input", sys.argv[1], "--output", sys.argv[2], "--direct_running_mode=in_memory",
                "--set", "download.allow_private_addresses=true", "--set", "text.preset=laion",
                "--set", sys.argv[3]]))
 """
 
 
-def test_a_lost_reject_file_fails_the_run_with_exit_status_3(tmp_path):
+def test_lost_reject_rows_fail_the_run_with_exit_status_3(tmp_path):
     import json
     import subprocess
     import sys
@@ -75,7 +73,7 @@ def test_a_lost_reject_file_fails_the_run_with_exit_status_3(tmp_path):
     with serve({"/big.jpg": Route(jpeg(500, 450)), "/small.jpg": Route(jpeg(100, 100))}) as site:
         listing = tmp_path / "l.tsv"
         listing.write_text(f"a big photo\t{site.url('/big.jpg')}\na small photo\t{site.url('/small.jpg')}\n")
-        done = subprocess.run([sys.executable, "-c", LOSE_A_REJECT_FILE, str(listing), str(tmp_path / "out"),
+        done = subprocess.run([sys.executable, "-c", LOSE_REJECT_ROWS, str(listing), str(tmp_path / "out"),
                                site.connect_to], capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr
     message = "altcap: accounting check FAILED: records do not add up: 0 rows in rejects/ but the stages rejected 1"
