@@ -231,7 +231,7 @@ def altcap_command(listing: Path, out: Path, args) -> list[str]:
                 "dedup.url=none", "dedup.image=false", "resize.image_size=256",
                 "resize.resize_mode=center_crop", "resize.encode_format=jpg",
                 "resize.encode_quality=95", f"download.threads={args.threads}",
-                f"download.per_host={args.threads}", "download.timeout=10", "download.retries=0",
+                f"download.per_host={args.threads}", "download.host_rps=0", "download.timeout=10", "download.retries=0",
                 "download.allow_private_addresses=true",
                 f"shards.samples_per_shard={args.per_shard}"]
     command = [str(BIN / "altcap"), "run", "--input", str(listing), "--output", str(out),

@@ -70,6 +70,7 @@ def main() -> None:
         listing.write_text("".join(f"photo number {i} of the gallery\thttp://{HOST}/{i}.jpg\n"
                                    for i in range(len(images))))
         config = load_config(None, ["download.allow_private_addresses=true", "download.retries=0",
+                                    "download.host_rps=0",  # one host serves all: runners are measured
                                     f'download.connect_to=["{HOST}:80:127.0.0.1:{server.port}"]',
                                     "text.preset=laion", "shards.samples_per_shard=50"])
         for name, beam_args in setups.items():

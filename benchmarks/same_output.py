@@ -43,7 +43,7 @@ TINY_CLIP = {
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
 }
 BOOKS_SETTINGS = [
-    "download.allow_private_addresses=true", "download.retries=0", "download.timeout=5",
+    "download.allow_private_addresses=true", "download.retries=0", "download.timeout=5", "download.host_rps=0",
     "text.preset=laion", "text.min_chars=0", "text.max_repeats=0",
     "image.formats=jpeg,png,webp,gif", "image.min_side=1", "image.max_aspect_ratio=1000",
     "shards.samples_per_shard=6",

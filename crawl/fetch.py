@@ -8,7 +8,10 @@ by all the downloader's threads: connections are reused across threads, at most
 Safety: the host is resolved here and every address checked (``crawl.netguard``) before the
 connection is made to that very address, so DNS rebinding cannot slip a private address in; TLS
 still verifies the certificate for the URL's host name. Redirects are followed by hand and each hop
-is checked again.
+is checked again. The one exception is an address a ``download.connect_to`` rule names for a host:
+the operator chose it, as with curl's ``--connect-to``, so a host can be served from a local or
+internal address while every other private address stays refused, a redirect to ``localhost`` or
+``127.0.0.1`` included (issue 18; ``allow_private_addresses`` would open them all to the web).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 from urllib.parse import quote, urljoin, urlsplit
 
 import brotli
@@ -56,10 +60,12 @@ ACCEPT = {
 ACCEPT_ENCODING = "gzip, deflate, br"
 
 _HOST = re.compile(r"[a-z0-9._:-]+\Z")
+_BRACKETED = re.compile(r"\[[^\]]*\](?::\d*)?\Z")  # "[v6]" or "[v6]:port" ends the netloc
 _NOT_PRINTABLE = re.compile(r"[^\x21-\x7e]")
 _SAFE_IN_TARGET = "!#$%&'()*+,-./:;=?@[]_~"
-# Errors that mean a reused keep-alive connection had been closed by the server meanwhile.
-_STALE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, ssl.SSLEOFError)
+# Errors that mean a reused keep-alive connection had been closed by the server meanwhile, or
+# holds no reply but bytes an earlier response sent past its Content-Length (issue 18).
+_STALE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, ssl.SSLEOFError, http.client.HTTPException)
 
 
 @dataclass(slots=True)
@@ -89,6 +95,11 @@ class _Target:
     def pool_key(self) -> tuple:
         return self.scheme, self.host, self.port, self.connect_host, self.connect_port
 
+    @property
+    def named_by_operator(self) -> bool:
+        """A ``download.connect_to`` rule named the address to connect to: the operator chose it."""
+        return self.connect_host != self.host
+
 
 def _parse_target(url: str, connect_to) -> _Target:
     try:
@@ -96,6 +107,8 @@ def _parse_target(url: str, connect_to) -> _Target:
         explicit_port = parts.port
     except ValueError as err:
         raise Dropped("bad_url", f"{url}: {err}") from None
+    if "[" in parts.netloc and not _BRACKETED.search(parts.netloc):
+        raise Dropped("bad_url", f"{url}: junk after the IPv6 address")  # urlsplit takes "[::1]x"
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise Dropped("unsupported_scheme", url)
@@ -222,20 +235,27 @@ class _Pool:
             self._idle.clear()
 
 
-class _HostSlots:
-    """At most ``limit`` holders per host at once; a host's semaphore lives only while in use."""
+class _Share(NamedTuple):
+    """This fetch's share of its host's limits."""
 
-    def __init__(self, limit: int):
-        self._limit = limit
+    in_flight: int
+    interval: float  # seconds between the starts of its requests to the host (0: no limit)
+
+
+class _HostSlots:
+    """At most ``limit`` holders per host at once (the limit of the host's first holder); a host's
+    semaphore lives only while in use."""
+
+    def __init__(self):
         self._lock = threading.Lock()
         self._slots: dict[str, list] = {}  # host -> [semaphore, holders and waiters]
 
     @contextmanager
-    def hold(self, host: str):
+    def hold(self, host: str, limit: int):
         with self._lock:
             slot = self._slots.get(host)
             if slot is None:
-                slot = self._slots[host] = [threading.Semaphore(self._limit), 0]
+                slot = self._slots[host] = [threading.Semaphore(limit), 0]
             slot[1] += 1
         slot[0].acquire()
         try:
@@ -246,6 +266,31 @@ class _HostSlots:
                 slot[1] -= 1
                 if slot[1] == 0:
                     del self._slots[host]
+
+
+class _HostPace:
+    """Requests to one host start ``interval`` seconds apart or more, and none while the host asked
+    us to wait (``Retry-After`` on a 429 or 503): the wait holds for every thread, not just the one
+    that was told."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._next: dict[str, float] = {}  # host -> when its next request may start
+
+    def wait(self, host: str, interval: float) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next.get(host, now))
+            if interval or start > now:
+                self._next[host] = start + interval
+            if len(self._next) > 4096:  # forget the hosts whose time has passed
+                self._next = {h: t for h, t in self._next.items() if t > now}
+        if start > now:
+            time.sleep(start - now)
+
+    def pause(self, host: str, seconds: float) -> None:
+        with self._lock:
+            self._next[host] = max(self._next.get(host, 0.0), time.monotonic() + seconds)
 
 
 def _deflate_wbits(head: bytes) -> int:
@@ -327,7 +372,8 @@ class Fetcher:
             raise ConfigError(f"download.{err}") from None
         self._directives = frozenset(d.lower() for d in config.disallowed_header_directives)
         self._pool = _Pool(per_key=config.per_host, total=max(2 * config.threads, config.per_host))
-        self._slots = _HostSlots(config.per_host)
+        self._slots = _HostSlots()
+        self._pace = _HostPace()
         self._tls = ssl.create_default_context()
         self._tls.sslsocket_class = _TLSSocket
         self._attempt_budget = DEADLINE_FACTOR * config.timeout
@@ -343,21 +389,30 @@ class Fetcher:
         self._pool.close()
 
     def fetch(self, url: str, *, accept_html: bool = False, accept_any: bool = False,
-              max_bytes: int | None = None) -> FetchResult:
+              max_bytes: int | None = None, host_shards: int = 1) -> FetchResult:
         """GET ``url`` following redirects. By default the body is an image: an ``X-Robots-Tag``
         that forbids us drops it before the body is read. ``accept_html`` asks for an HTML page
         (``not_html`` otherwise, no X-Robots-Tag check); ``accept_any`` takes any content type
-        (robots.txt). ``max_bytes`` overrides ``config.max_bytes`` for this call."""
+        (robots.txt). ``max_bytes`` overrides ``config.max_bytes`` for this call. ``host_shards``:
+        how many shards fetch from this host (``pipeline.stages.host_spread``); this one takes its
+        share of the host's limits, ``per_host // host_shards`` requests in flight (at least one)
+        and ``host_rps / host_shards`` a second, so together they keep to them. A redirect to
+        another host takes that host's share alike."""
         started = time.monotonic()
         kind = "any" if accept_any else "html" if accept_html else "image"
         limit = max_bytes or self.config.max_bytes
+        share = _Share(max(1, self.config.per_host // host_shards),
+                       host_shards / self.config.host_rps if self.config.host_rps else 0.0)
         current = url
         for redirects in range(self.config.max_redirects + 1):
             target = _parse_target(current, self._connect_to)
-            status, response, body = self._request(target, kind, limit)
+            status, response, body = self._request(target, kind, limit, share)
             location = response.getheader("Location") if status in REDIRECT_STATUSES else None
             if location:
-                current = urljoin(current, location.strip())
+                try:
+                    current = urljoin(current, location.strip())
+                except ValueError as err:  # an unclosed IPv6 bracket, say
+                    raise Dropped("bad_url", f"{current}: redirect to malformed Location {location!r}: {err}") from None
                 continue
             if not 200 <= status < 300:
                 raise Dropped(f"http_{status}", current, http_status=status)
@@ -365,32 +420,33 @@ class Fetcher:
                                response.getheaders(), redirects, time.monotonic() - started)
         raise Dropped("too_many_redirects", f"{url}: more than {self.config.max_redirects}")
 
-    def _request(self, target: _Target, kind: str, limit: int):
+    def _request(self, target: _Target, kind: str, limit: int, share: _Share):
         """One hop with retries: (status, response, body); the body is read for 2xx only."""
         retries, backoff = self.config.retries, self.config.backoff
         for attempt in range(retries + 1):
             wait = backoff * 2 ** attempt
             try:
-                status, response, body = self._attempt(target, kind, limit)
+                status, response, body = self._attempt(target, kind, limit, share)
             except (OSError, http.client.HTTPException) as err:
                 reason, worth_retrying = _classify(err)
                 if not worth_retrying or attempt == retries:
                     raise Dropped(reason, f"{target.url}: {type(err).__name__}: {err}") from None
             else:
-                if not (status >= 500 or status in (408, 429)) or attempt == retries:
-                    return status, response, body
                 asked = _retry_after(response.getheader("Retry-After"))
-                if asked > MAX_RETRY_AFTER:
+                if status in (429, 503):  # the host is throttling us or overloaded: all our requests wait
+                    self._pace.pause(target.host, min(max(wait, asked), MAX_RETRY_AFTER))
+                if not (status >= 500 or status in (408, 429)) or attempt == retries or asked > MAX_RETRY_AFTER:
                     return status, response, body
                 wait = max(wait, asked)
             time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def _attempt(self, target: _Target, kind: str, limit: int):
-        """One request on a pooled or new connection, holding one of the host's slots."""
-        deadline = time.monotonic() + self._attempt_budget
+    def _attempt(self, target: _Target, kind: str, limit: int, share: _Share):
+        """One request on a pooled or new connection, holding one of the host's slots, in its turn."""
         key = target.pool_key
-        with self._slots.hold(target.host):
+        with self._slots.hold(target.host, share.in_flight):
+            self._pace.wait(target.host, share.interval)
+            deadline = time.monotonic() + self._attempt_budget
             conn = self._pool.take(key)
             response = None
             try:
@@ -433,7 +489,7 @@ class Fetcher:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except UnicodeError:  # an empty or over-long label, found by the IDNA codec
             raise Dropped("bad_url", f"{target.url}: bad host name {host!r}") from None
-        if not self.config.allow_private_addresses:
+        if not (self.config.allow_private_addresses or target.named_by_operator):
             for info in infos:
                 why = refusal_reason(info[4][0])
                 if why is not None:

@@ -3,10 +3,11 @@
 ``LocalServer(routes)`` listens on 127.0.0.1 (an ephemeral port by default) with asyncio in a
 background thread and serves bytes from memory: keep-alive, Content-Length or chunked, HEAD, 404 for
 unknown paths. A route is a ``Route`` (body, status, headers, delays, redirects, trickling, byte
-ranges, a transfer cut mid-body), a list of Routes served in turn (the last one repeats: "503, then
-200", "cut at byte N, then whole"), or a ``Directory`` mounted at a prefix (its files answer
-ranges). ``ServerProcess`` runs one in a separate process so it does not share the GIL with what is
-measured; ``python -m crawl.serve --dir DIR --port N`` does the same from a shell.
+ranges, a transfer cut mid-body with a close or a reset, a declared length that lies), a list of
+Routes served in turn (the last one repeats: "503, then 200", "cut at byte N, then whole"), or a
+``Directory`` mounted at a prefix (its files answer ranges). ``ServerProcess`` runs one in a
+separate process so it does not share the GIL with what is measured; ``python -m crawl.serve --dir
+DIR --port N`` does the same from a shell.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import os
 import pickle
 import re
 import select
+import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -46,6 +49,8 @@ class Route:
     trickle_bytes: int = 1
     ranges: bool = False  # answer "Range: bytes=N-" / "bytes=N-M" with 206 (416 when out of the body)
     cut_after: int | None = None  # send this many body bytes, then close: a connection cut mid-file
+    reset: bool = False  # end a cut with a TCP reset (RST) rather than a close (FIN)
+    content_length: int | None = None  # declared instead of the body's true length; the connection then closes
 
     def __post_init__(self):
         if self.redirect_to is not None and self.status == 200:
@@ -96,7 +101,8 @@ def _head(route: Route, keep_alive: bool) -> bytes:
         lines.append(f"Location: {route.redirect_to}")
     for name, value in route.headers.items():
         lines.extend(f"{name}: {item}" for item in (value if isinstance(value, list) else [value]))
-    lines.append("Transfer-Encoding: chunked" if route.chunked else f"Content-Length: {len(route.body)}")
+    length = len(route.body) if route.content_length is None else route.content_length
+    lines.append("Transfer-Encoding: chunked" if route.chunked else f"Content-Length: {length}")
     lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -143,7 +149,7 @@ def _ranged(route: Route, header: str) -> Route:
 def _is_quick(route: Route) -> bool:
     """Answered at once from data_received, without a task."""
     return not (route.delay or route.trickle or route.chunked or route.cut_after is not None
-                or len(route.body) > WRITE_PIECE)
+                or route.content_length is not None or len(route.body) > WRITE_PIECE)
 
 
 class _Connection(asyncio.Protocol):
@@ -225,13 +231,24 @@ class _Connection(asyncio.Protocol):
             keep_alive = False
         finally:
             self.server.in_flight -= 1
-        keep_alive = keep_alive and route.cut_after is None
+        keep_alive = keep_alive and route.cut_after is None and route.content_length is None
         self.busy = False
         if keep_alive:
             self._answer_buffered()
+        elif route.reset and not self.closed:
+            await self._reset()
         else:
             self.closed = True
             self.transport.close()
+
+    async def _reset(self) -> None:
+        """Send what is buffered, then abort with SO_LINGER 0: the kernel answers with a RST."""
+        while self.transport.get_write_buffer_size() and not self.transport.is_closing():
+            await asyncio.sleep(0.001)
+        self.closed = True
+        self.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                           struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     async def _write_slowly(self, route: Route, head_only: bool, keep_alive: bool) -> None:
         if route.delay:

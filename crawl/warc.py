@@ -40,6 +40,7 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # Declared types that say nothing, so the payload decides (as browsers sniff them).
 UNKNOWN_TYPES = frozenset({"", "unknown/unknown", "application/unknown", "*/*"})
 WAT_IMAGE_PATH = "IMG@/src"
+_PAGE_TYPES = WarcRecordType.response | WarcRecordType.resource
 
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
 _BOMS = (b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")
@@ -56,10 +57,10 @@ def read_warc(stream: BinaryIO, *, source: str,
     not a WARC at all gives one not_a_warc reject.
     """
     with _stream_errors_reraised():
-        for record in _archive_records(stream, source):
+        for record in _archive_records(stream, source, _PAGE_TYPES):
             if isinstance(record, dict):
                 yield record
-            elif record.record_type in (WarcRecordType.response, WarcRecordType.resource):
+            elif record.record_type & _PAGE_TYPES:
                 yield from _page_records(record, source, lazy_attributes, max_page_bytes)
 
 
@@ -71,7 +72,7 @@ def read_wat(stream: BinaryIO, *, source: str) -> Iterator[dict]:
     nothing; a record whose JSON cannot be read gives one malformed_record reject.
     """
     with _stream_errors_reraised():
-        for record in _archive_records(stream, source):
+        for record in _archive_records(stream, source, WarcRecordType.metadata):
             if isinstance(record, dict):
                 yield record
             elif record.record_type == WarcRecordType.metadata:
@@ -112,28 +113,56 @@ def _stream_errors_reraised():
         raise failure.__cause__ from None
 
 
-def _archive_records(stream: BinaryIO, source: str) -> Iterator[WarcRecord | dict]:
+def _archive_records(stream: BinaryIO, source: str, page_types: WarcRecordType) -> Iterator[WarcRecord | dict]:
     """The records of the archive, then one reject if FastWARC had to stop early or found no
-    record at all in a non-empty stream. Quirks mode skips junk between records."""
+    record at all in a non-empty stream. Quirks mode skips junk between records.
+
+    A record of ``page_types`` (or of no known type) without a valid Content-Length, which WARC
+    1.1 section 5 makes mandatory, becomes one reject instead: truncated_record when the file ends
+    there (cut inside the WARC header: FastWARC gives the header lines it saw and an empty block,
+    which would pass for a page without HTML), malformed_record when another record follows."""
     guarded = _GuardedStream(stream)
     records = iter(ArchiveIterator(guarded, parse_http=False, quirks_mode=True))
     offset = None
+    headless = None  # (offset, page URL, declared) of a record without a valid Content-Length
     while True:
         try:
             record = next(records)
         except StopIteration:
-            if offset is None and guarded.bytes_read:
+            if headless is not None:
+                yield _headless_reject(source, *headless, file_ends=True)
+            elif offset is None and guarded.bytes_read:
                 yield _page_reject(source, 0, None, NOT_A_WARC, f"no WARC record in {guarded.bytes_read} bytes")
             return
         except OSError as error:
+            if headless is not None:
+                yield _headless_reject(source, *headless, file_ends=False)
             if offset is None:
                 yield _page_reject(source, 0, None, NOT_A_WARC, str(error))
             else:
                 yield _page_reject(source, offset, None, MALFORMED_RECORD,
                                    f"unreadable after the record at offset {offset}: {error}")
             return
+        if headless is not None:
+            yield _headless_reject(source, *headless, file_ends=False)
+            headless = None
         offset = record.stream_pos
+        declared = record.headers.get("Content-Length")
+        could_be_page = record.record_type & (page_types | WarcRecordType.unknown)
+        if could_be_page and not (declared or "").strip().isdigit():
+            headless = offset, _target_uri(record), declared  # reported once we know if the file ends here
+            continue
         yield record
+
+
+def _headless_reject(source: str, offset: int, page_url: str | None, declared: str | None, *,
+                     file_ends: bool) -> dict:
+    if declared is not None:
+        return _page_reject(source, offset, page_url, MALFORMED_RECORD, f"bad WARC Content-Length {declared!r}")
+    if file_ends:
+        return _page_reject(source, offset, page_url, TRUNCATED_RECORD,
+                            "the file ends inside the WARC header (no Content-Length)")
+    return _page_reject(source, offset, page_url, MALFORMED_RECORD, "no Content-Length in the WARC header")
 
 
 def _page_reject(source: str, offset: int, page_url: str | None, reason: str, detail: str) -> dict:
@@ -189,8 +218,10 @@ def _html_payload(record: WarcRecord, max_page_bytes: int) -> tuple[bytes, str |
         try:
             record.parse_http(quirks_mode=True)
         except OSError as error:
+            _read_block(record)  # truncated_record if the file ends early: the headers were cut
             raise Dropped(MALFORMED_RECORD, f"unparseable HTTP headers: {error}") from None
         if record.http_headers is None or record.http_headers.status_code is None:
+            _read_block(record)
             raise Dropped(MALFORMED_RECORD, "no HTTP status line")
         media_type, charset = record.http_content_type or "", record.http_charset
     else:

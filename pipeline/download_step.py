@@ -30,7 +30,7 @@ class DownloadStep(RecordStep):
             except OSError as err:
                 raise Dropped("unreadable_file", f"{ref['path']}: {err}") from None
             return record
-        result = self.fetcher.fetch(record["image_url"])
+        result = self.fetcher.fetch(record["image_url"], host_shards=record.get("host_shards", 1))
         record["http_status"] = result.status
         record["image_bytes"] = result.body
         return record

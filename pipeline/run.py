@@ -43,7 +43,7 @@ log = logging.getLogger("altcap")
 
 VERSION = "0.1.0"
 # Settings that change speed but never which samples come out: a resumed run may change them.
-SPEED_ONLY = {("download", "threads"), ("download", "per_host"), ("input", "http_retries"),
+SPEED_ONLY = {("download", "threads"), ("download", "host_rps"), ("input", "http_retries"),
               ("input", "http_backoff_s"), ("pools", "accelerator"), ("pools", "min_ram")}
 
 
@@ -157,7 +157,7 @@ def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,
         rejects.append(deduped[REJECTED])
 
     shards = (candidates
-              | "AssignShards" >> AssignShards(config.shards.samples_per_shard)
+              | "AssignShards" >> AssignShards(config.shards.samples_per_shard, config.download.per_host)
               | "BuildShards" >> shard_step(config, out_dir))
     if stages := model_pass_stages(config):  # the models on their own workers (pools.model_pass)
         shards = (shards

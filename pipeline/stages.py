@@ -7,9 +7,11 @@ GroupByKey. The whole-run passes (``pipeline.passes``) then visit every written 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import apache_beam as beam
 
@@ -55,25 +57,63 @@ def shard_count(records: int, samples_per_shard: int) -> int:
     return math.ceil(records / samples_per_shard) if records else 0
 
 
-def shard_of(key: str, shards: int) -> int:
-    """A stable shard for a key: the same input and config always fill shards the same way."""
-    return int(key[:15], 16) % shards
+def host_of(record: dict) -> str:
+    """The host a record's image is fetched from, lower-cased; "" when it is read from a file."""
+    if record.get("image_ref"):
+        return ""
+    try:
+        return urlsplit(record["image_url"]).hostname or ""
+    except ValueError:
+        return ""
+
+
+def host_spread(records_of_host: int, samples_per_shard: int, per_host: int) -> int:
+    """How many shards a host's records go to: one when they fit in a shard, more for a bigger
+    host, but at most ``per_host``, so that each of its shards keeps one request in flight and
+    together they stay within the host's limit (``crawl.fetch``: each shard takes 1/spread of it)."""
+    return max(1, min(per_host, math.ceil(records_of_host / samples_per_shard)))
+
+
+def shard_of(key: str, shards: int, host: str = "", spread: int = 1) -> int:
+    """A stable shard for a record: the same input and config always fill shards the same way. A
+    host's records go to ``spread`` consecutive shards from one its name picks, so a host is
+    fetched from few shards, which share its politeness limits between them, and not from every
+    shard at once (as a crawler partitions its fetch lists by host: Nutch's
+    ``partition.url.mode=byHost``). Records read from files (no host) spread by key."""
+    if not host:
+        return int(key[:15], 16) % shards
+    first = int(hashlib.sha1(host.encode()).hexdigest()[:15], 16)
+    return (first + int(key[:15], 16) % spread) % shards
+
+
+def _assigned(record: dict, shards: int, big_hosts: dict[str, int], samples_per_shard: int,
+              per_host: int) -> tuple[int, dict]:
+    host = host_of(record)
+    spread = host_spread(big_hosts.get(host, 1), samples_per_shard, per_host)
+    return shard_of(record["key"], shards, host, spread), dict(record, host_shards=spread)
 
 
 class AssignShards(beam.PTransform):
-    """(shard id, record) pairs grouped per shard; the shard count follows the record count."""
+    """(shard id, record) pairs grouped per shard, each record with ``host_shards``: the number
+    of shards its host is fetched from. The shard count follows the record count; only the hosts
+    with more records than a shard holds (at most one per shard) travel to every worker."""
 
-    def __init__(self, samples_per_shard: int):
+    def __init__(self, samples_per_shard: int, per_host: int):
         super().__init__()
         self.samples_per_shard = samples_per_shard
+        self.per_host = per_host
 
     def expand(self, records):
-        per_shard = self.samples_per_shard
+        per_shard, per_host = self.samples_per_shard, self.per_host
         total = records | "CountRecords" >> beam.combiners.Count.Globally()
+        big_hosts = (records
+                     | "HostOf" >> beam.Map(host_of)
+                     | "CountPerHost" >> beam.combiners.Count.PerElement()
+                     | "BigHosts" >> beam.Filter(lambda host_count: host_count[0] and host_count[1] > per_shard))
         return (records
                 | "ShardOf" >> beam.Map(
-                    lambda r, n: (shard_of(r["key"], shard_count(n, per_shard)), r),
-                    n=beam.pvalue.AsSingleton(total))
+                    lambda r, n, big: _assigned(r, shard_count(n, per_shard), big, per_shard, per_host),
+                    n=beam.pvalue.AsSingleton(total), big=beam.pvalue.AsDict(big_hosts))
                 | "GroupByShard" >> beam.GroupByKey())
 
 

@@ -50,9 +50,10 @@ def serve(routes: dict, host: str = HOST):
 
 
 def local_config(*overrides: str):
-    """Settings for a test run: private addresses allowed explicitly, no retry waits, and text
-    rules off unless a test sets them."""
-    base = (["download.allow_private_addresses=true", "download.retries=0", "download.timeout=5"]
+    """Settings for a test run: private addresses allowed explicitly, no retry waits, no rate limit
+    for the one test host, and text rules off unless a test sets them."""
+    base = (["download.allow_private_addresses=true", "download.retries=0", "download.timeout=5",
+             "download.host_rps=0"]
             + TEXT_RULES_OFF)
     return load_config(None, base + list(overrides))
 

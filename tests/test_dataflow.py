@@ -66,6 +66,7 @@ GROUPINGS = {
         "UrlDedup/Verdicts/GroupByUrl": "an image URL: the records that share it",
         "AssignShards/CountRecords/CombineGlobally(CountCombineFn)/CombinePerKey/GroupByKey": "global: a count",
         "AssignShards/GroupByShard": "a shard id: the records of one shard (samples_per_shard)",
+        "AssignShards/CountPerHost/CombinePerKey(CountCombineFn)/GroupByKey": "an image host: a count",
         "concepts/CountConcepts/CombinePerKey/GroupByKey": "global: mentions per concept",
         "clip_top/ScoreHistogram/CombinePerKey/GroupByKey": "global: pairs per score bin",
         "clip_top/GatherAtCut/GatherAtCut/CombinePerKey/GroupByKey": "global: the scores in the cut's bin",
@@ -96,6 +97,7 @@ SIDE_INPUTS = {
     "run": {
         "AssignShards/CountRecords/CombineGlobally(CountCombineFn)/UnKey": "the record count",
         "AssignShards/CountRecords/CombineGlobally(CountCombineFn)/InjectDefault": "the record count",
+        "AssignShards/BigHosts": "the hosts with more records than a shard holds: at most one per shard",
         "Text/Verdicts/RepeatedTexts/OverLimit": "the captions used for too many images",
         "concepts/WriteConcepts": "mentions per concept",
         "concepts/CountConcepts/UnKey": "mentions per concept",

@@ -28,8 +28,9 @@ JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
 
 
 def _config(**overrides) -> DownloadConfig:
-    """Tests talk to 127.0.0.1, so they allow private addresses explicitly; small delays."""
-    values = dict(allow_private_addresses=True, timeout=2.0, retries=2, backoff=0.01)
+    """Tests talk to 127.0.0.1, so they allow private addresses explicitly; small delays, and no
+    rate limit (tests/test_politeness.py tests it): 2000 requests at 20 a second took 100 s."""
+    values = dict(allow_private_addresses=True, timeout=2.0, retries=2, backoff=0.01, host_rps=0)
     values.update(overrides)
     return DownloadConfig(**values)
 
@@ -187,6 +188,19 @@ def test_redirect_loop_is_too_many(server):
     with Fetcher(_config(max_redirects=3)) as fetcher:
         assert _dropped(fetcher, server.url("/loop")).reason == "too_many_redirects"
     assert server.requests["/loop"] == 4
+
+
+@pytest.mark.parametrize("location", ["http://[::1", "//[::1", "http://[::1]x/", "http://a b/", "http://x.test:99999/"],
+                         ids=["unclosed-ipv6", "relative-unclosed-ipv6", "junk-after-ipv6", "space-in-host",
+                              "port-out-of-range"])
+def test_a_malformed_redirect_location_is_a_bad_url(server, location):
+    # Issue 18: urljoin raises ValueError on an unclosed IPv6 bracket; it escaped the fetcher and
+    # the pipeline filed the record as an internal_error. urlsplit takes "[::1]x" as host ::1.
+    server.routes["/bad-location"] = Route(redirect_to=location)
+    with Fetcher(_config()) as fetcher:
+        drop = _dropped(fetcher, server.url("/bad-location"))
+    assert drop.reason == "bad_url" and location in drop.detail
+    assert server.requests["/bad-location"] == 1
 
 
 def test_redirect_to_another_scheme_is_refused(server):
@@ -360,10 +374,22 @@ def test_connect_to_serves_a_real_host_name_locally(server):
     assert server.last_headers["/img.jpg"]["host"] == "books.toscrape.com"
 
 
-def test_connect_to_target_is_still_checked(server):
-    config = DownloadConfig(retries=0, connect_to=[f"books.toscrape.com:80:127.0.0.1:{server.port}"])
+def test_a_connect_to_address_is_the_only_private_one_allowed(server):
+    # Safe defaults (no allow_private_addresses): the address the operator named for one host is
+    # used; a redirect from it to loopback by any other name is refused, and so is a rule that
+    # keeps the host's own address (only its port changes).
+    server.routes["/to-loopback"] = Route(redirect_to=f"http://127.0.0.1:{server.port}/img.jpg")
+    server.routes["/to-localhost"] = Route(redirect_to=f"http://localhost:{server.port}/img.jpg")
+    server.routes["/to-named"] = Route(redirect_to="http://books.toscrape.com/img.jpg")
+    config = DownloadConfig(retries=0, connect_to=[f"books.toscrape.com:80:127.0.0.1:{server.port}",
+                                                   f"localhost:81::{server.port}"])
     with Fetcher(config) as fetcher:
-        assert _dropped(fetcher, "http://books.toscrape.com/img.jpg").reason == "private_address"
+        assert fetcher.fetch("http://books.toscrape.com/to-named").body == JPEG
+        for path in ("/to-loopback", "/to-localhost"):
+            drop = _dropped(fetcher, f"http://books.toscrape.com{path}")
+            assert drop.reason == "private_address" and "loopback" in drop.detail, path
+        assert _dropped(fetcher, "http://localhost:81/img.jpg").reason == "private_address"
+    assert server.requests["/img.jpg"] == 1
 
 
 def test_connect_to_rules():
@@ -497,6 +523,20 @@ def test_stale_pooled_connection_is_replaced_transparently(server):
         with LocalServer(server.routes, port=server.port) as again:
             assert fetcher.fetch(again.url("/img.jpg")).body == JPEG
             assert again.connections == 1
+
+
+
+@pytest.mark.parametrize("excess", [200, 70_000], ids=["some-bytes", "more-than-a-status-line"])
+def test_bytes_past_a_short_content_length_do_not_poison_the_next_request(server, excess):
+    # Issue 18: a server declares fewer bytes than it sends. The fetcher kept the connection, and
+    # the next request on it read the excess as its status line (BadStatusLine): an innocent
+    # image was dropped as a connection_error.
+    body = JPEG * (1 + excess // len(JPEG))
+    server.routes["/short"] = Route(body, content_length=len(body) - excess)
+    with Fetcher(_config(retries=0, per_host=1)) as fetcher:
+        assert fetcher.fetch(server.url("/short")).body == body[:-excess]
+        time.sleep(0.05)  # the server has sent the rest and closed
+        assert fetcher.fetch(server.url("/img.jpg")).body == JPEG
 
 
 # --------------------------------------------------------------------------------------------

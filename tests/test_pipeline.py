@@ -12,9 +12,10 @@ from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from crawl.serve import Directory, LocalServer, Route
 from pipeline.demo import warc_response
-from pipeline.stages import shard_count, shard_of
+from pipeline.stages import host_spread, shard_count, shard_of
 
 from pipeline_helpers import (
+    HOST,
     PERMISSIVE,
     jpeg,
     reasons,
@@ -226,9 +227,10 @@ def test_same_keys_and_shards_whatever_the_parallelism(tmp_path):
     assert {r["key"] for r in shard_rows(tmp_path / "a")} == {r["key"] for r in shard_rows(tmp_path / "b")}
     names = sorted(p.name for p in (tmp_path / "a" / "shards").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "b" / "shards").iterdir())
-    # 5 shards for 30 records, all filled by the fixed host's keys
-    filled = {shard_of(r["key"], shard_count(30, 7)) for r in shard_rows(tmp_path / "a")}
-    assert shard_count(30, 7) == 5 and filled == {0, 1, 2, 3, 4}
+    # 5 shards for 30 records, all filled: the one host's records spread over 5 shards
+    assert host_spread(30, 7, per_host=16) == shard_count(30, 7) == 5
+    filled = {shard_of(r["key"], 5, HOST, spread=5) for r in shard_rows(tmp_path / "a")}
+    assert filled == {0, 1, 2, 3, 4}
     assert [n for n in names if n.endswith(".tar")] == [f"{shard:05d}.tar" for shard in range(5)]
     for name in names:
         if name.endswith(".tar"):

@@ -16,7 +16,7 @@ from PIL import Image
 from crawl.serve import Route
 from pipeline.stages import shard_count, shard_of
 
-from pipeline_helpers import jpeg, run_local, serve, shard_rows, tar_samples
+from pipeline_helpers import HOST, jpeg, run_local, serve, shard_rows, tar_samples
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBDATASET_1 = Path(os.environ.get("ALTCAP_WEBDATASET1", ROOT / ".venv" / "webdataset-1"))
@@ -58,7 +58,7 @@ def read_with(python_path: str | None, tars: list[Path]) -> dict:
 def test_installed_webdataset_reads_every_sample(output):
     tars = sorted((output / "shards").glob("*.tar"))
     assert [t.name for t in tars] == ["00000.tar", "00001.tar"]  # the fixed host's keys fill both shards
-    assert {shard_of(r["key"], shard_count(6, 4)) for r in shard_rows(output)} == {0, 1}
+    assert {shard_of(r["key"], shard_count(6, 4), HOST, spread=2) for r in shard_rows(output)} == {0, 1}
     rows = []
     for sample in wds.WebDataset([str(t) for t in tars], shardshuffle=False).decode("pil"):
         assert isinstance(sample["jpg"], Image.Image)

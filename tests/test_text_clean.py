@@ -187,6 +187,32 @@ def test_mojibake_is_repaired_and_good_unicode_kept(raw, cleaned):
     assert clean_caption(raw) == cleaned
 
 
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u202a", "\u202b", "\u202c", "\u202d",
+             "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f", "\u061c"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=[f"U+{ord(c):04X}" for c in INVISIBLE])
+def test_zero_width_and_bidi_controls_are_removed(char):
+    # Issue 18: they survived cleaning, so two captions that look the same differed (dedup,
+    # text.max_repeats) and a right-to-left override reordered what a reader of the data sees.
+    assert clean_caption(f"{char}A red{char} car on a{char}{char} beach{char}") == "A red car on a beach"
+    assert clean_caption(f"\u00e9t\u00e9{char} \u00e0 Paris") == "\u00e9t\u00e9 \u00e0 Paris"
+    assert clean_caption(char * 3) == ""
+
+
+@pytest.mark.parametrize("raw, cleaned", [
+    # Trojan Source (CVE-2021-42574): the override shows "a cat" but the text says "a tac".
+    ("a dog and \u202ea tac\u202c on the sofa", "a dog and a tac on the sofa"),
+    ("\u2067\u2066A red barn\u2069\u2069 in a field", "A red barn in a field"),
+    ("A red&#8203; barn &zwj;in a field&#x202E;", "A red barn in a field"),  # entities decode to them
+    ("\ufeffBOM at the start", "BOM at the start"),
+    ("family \U0001F468\u200d\U0001F469\u200d\U0001F467 on a beach",  # an emoji ZWJ sequence falls apart
+     "family \U0001F468\U0001F469\U0001F467 on a beach"),
+])
+def test_invisible_characters_in_real_looking_captions(raw, cleaned):
+    assert clean_caption(raw) == cleaned
+
+
 @pytest.mark.parametrize("raw, cleaned", [
     ("A dog https://example.com/x.jpg on a beach", "A dog on a beach"),
     ("A dog on a beach http://example.org/a?b=c&d=e", "A dog on a beach"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from warcio.archiveiterator import ArchiveIterator as WarcioIterator
 
 from crawl.warc import HTML_TYPES, decode_http_body, read_warc, read_wat
 from filters.record import Dropped, make_key
+from pipeline.demo import warc_response
 
 from test_html_images import count_img_tags
 
@@ -251,6 +253,76 @@ def test_a_failing_stream_read_propagates_instead_of_becoming_a_reject(realdata)
     for limit in (0, 5_000, 700_000):
         with pytest.raises(ConnectionResetError):
             list(read_warc(ReadFailsAt(data, limit), source="flaky"))
+
+
+PAGE = b'<html><body><img src="/red.jpg" alt="a red square on white"></body></html>'
+FIRST, LAST = "http://site.test/first.html", "http://site.test/last.html"
+
+
+def two_pages(cut_last_at: str | None = None, offset: int = 0, compressed: bool = True,
+              declared: str | None = None) -> bytes:
+    """Two one-image pages made as the demo makes them; the last one cut ``offset`` bytes after the
+    first ``cut_last_at`` in its record, or with its WARC Content-Length replaced by ``declared``."""
+    last = gzip.decompress(warc_response(LAST, PAGE))
+    if declared is not None:
+        last = re.sub(rb"Content-Length: \d+", b"Content-Length: " + declared.encode(), last, count=1)
+    if cut_last_at is not None:
+        last = last[:last.index(cut_last_at.encode()) + offset]
+    first = warc_response(FIRST, PAGE)
+    return first + gzip.compress(last, mtime=0) if compressed else gzip.decompress(first) + last
+
+
+def page_outcomes(data: bytes) -> list[tuple]:
+    return [(r.get("reason"), r["page_url"], r["stage"] if "reason" in r else r["image_url"])
+            for r in read_warc(io.BytesIO(data), source="cut")]
+
+
+FIRST_PAGE = (None, FIRST, "http://site.test/red.jpg")
+LAST_PAGE_CUT = ("truncated_record", LAST, "source")
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["gzip", "plain"])
+@pytest.mark.parametrize("cut_at, offset", [
+    ("Content-Type: application/http", 0),  # just after the WARC-Target-URI line
+    ("Content-Length:", 0),  # after the WARC Content-Type
+    ("Content-Length:", 17),  # inside the length: "1" of "142" is declared
+    ("\r\n\r\nHTTP/1.1", 4),  # the WARC header is whole, the block is missing
+    ("\r\n\r\nHTTP/1.1", 14),  # inside the HTTP status line
+    ("Content-Type: text/html", 0),  # inside the HTTP headers
+], ids=["after-target-uri", "before-length", "inside-length", "no-block", "in-status-line", "in-http-headers"])
+def test_a_file_cut_inside_the_last_record_header_gives_a_truncated_record_reject(cut_at, offset, compressed):
+    # Issue 18: cut after WARC-Target-URI, FastWARC gives a record without Content-Length or
+    # Content-Type; it was skipped as "not HTML" and the page vanished without a reject.
+    data = two_pages(cut_at, offset, compressed)
+    assert page_outcomes(data) == [FIRST_PAGE, LAST_PAGE_CUT]
+    first, cut = list(read_warc(io.BytesIO(data), source="cut"))
+    assert offset_of(first) == 0 < offset_of(cut)
+
+
+def test_a_real_archive_cut_after_the_target_uri_gives_a_truncated_record_reject(realdata):
+    data = realdata("warc", "node-warc", "books.toscrape.warc").read_bytes()
+    cut = data.index(b"\r\n", data.index(b"WARC-Target-URI: ", 446)) + 2  # in the page's record
+    assert data[cut:].startswith(b"Content-Length: 51537\r\n")
+    records = list(read_warc(io.BytesIO(data[:cut]), source="cut"))
+    assert [(r["reason"], r["source"], r["page_url"]) for r in records] == [
+        ("truncated_record", "cut@446", "http://books.toscrape.com/")]
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["gzip", "plain"])
+@pytest.mark.parametrize("extra", [10, 100_000])
+def test_a_content_length_longer_than_the_file_gives_a_truncated_record_reject(compressed, extra):
+    declared = str(len(gzip.decompress(warc_response(LAST, PAGE)).split(b"\r\n\r\n", 1)[1]) - 4 + extra)
+    assert page_outcomes(two_pages(declared=declared, compressed=compressed)) == [FIRST_PAGE, LAST_PAGE_CUT]
+
+
+@pytest.mark.parametrize("declared", [None, "abc", "-5"], ids=["missing", "not-a-number", "negative"])
+def test_a_record_without_a_valid_content_length_is_malformed_and_the_next_one_is_read(declared):
+    last = gzip.decompress(warc_response(LAST, PAGE))
+    length = re.search(rb"Content-Length: \d+\r\n", last).group(0)
+    last = last.replace(length, b"" if declared is None else b"Content-Length: " + declared.encode() + b"\r\n", 1)
+    data = gzip.compress(last, mtime=0) + warc_response(FIRST, PAGE)
+    assert page_outcomes(data) == [("malformed_record", LAST, "source"), FIRST_PAGE]
+    assert "Content-Length" in next(read_warc(io.BytesIO(data), source="bad"))["detail"]
 
 
 # --- HTTP body decoding -------------------------------------------------------------------------
