@@ -35,7 +35,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import brotli
 
 from crawl.download_config import DownloadConfig
-from crawl.netguard import connect_target, parse_connect_to, refusal_reason
+from crawl.netguard import connect_target, name_refusal_reason, parse_connect_to, refusal_reason
 from crawl.robots import x_robots_tag_disallows
 from filters.record import Dropped
 from filters.settings import ConfigError
@@ -485,11 +485,14 @@ class Fetcher:
     def _connect(self, target: _Target, deadline: float) -> http.client.HTTPConnection:
         """Resolve, refuse unsafe addresses, connect to a checked address (TLS for https)."""
         host, port = target.connect_host, target.connect_port
+        checked = not (self.config.allow_private_addresses or target.named_by_operator)
+        if checked and (why := name_refusal_reason(host)) is not None:
+            raise Dropped("private_address", f"{target.url}: {host} is {why}")
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except UnicodeError:  # an empty or over-long label, found by the IDNA codec
             raise Dropped("bad_url", f"{target.url}: bad host name {host!r}") from None
-        if not (self.config.allow_private_addresses or target.named_by_operator):
+        if checked:
             for info in infos:
                 why = refusal_reason(info[4][0])
                 if why is not None:

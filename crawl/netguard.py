@@ -1,13 +1,15 @@
 """Where the downloader may connect, and where it actually connects. Pure functions, no I/O.
 
 ``refusal_reason`` says why an IP address is off limits (anything but public unicast: loopback,
-private, link-local, multicast, reserved, CGNAT, and IPv6 forms that embed such an IPv4 address).
+private, link-local, multicast, reserved, CGNAT, and IPv6 forms that embed such an IPv4 address);
+``name_refusal_reason`` refuses ``localhost`` names before any lookup.
 ``parse_connect_to`` and ``connect_target`` implement curl's ``--connect-to HOST:PORT:TO_HOST:TO_PORT``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
@@ -66,6 +68,27 @@ def refusal_reason(address: str) -> str | None:
         return "shared (CGNAT)"
     if not ip.is_global:
         return "not globally routable"
+    return None
+
+
+def name_refusal_reason(host: str) -> str | None:
+    """Why a host *name* must not even be looked up; None: resolve it, then check every address.
+
+    ``localhost`` and every name under it are loopback (RFC 6761, 6.3): systemd-resolved and
+    nss-myhostname answer them with 127.0.0.1 and ::1, a bare /etc/hosts only ``localhost``, DNS
+    nothing. A trailing dot names the same host; an all-number name ending in one (``127.0.0.1.``)
+    is an IPv4 address to browsers (WHATWG URL) but a name to ``getaddrinfo``. Refused by name,
+    these get the same answer on every machine (issue 18); the address check still keeps them out.
+    """
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return "loopback (a localhost name, RFC 6761)"
+    if name != host.lower():
+        try:
+            address = socket.inet_ntoa(socket.inet_aton(name))  # the reading getaddrinfo gives numbers
+        except OSError:
+            return None
+        return refusal_reason(address)
     return None
 
 

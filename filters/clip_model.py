@@ -23,6 +23,7 @@ import copy
 import functools
 import json
 import os
+import pickle
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -125,6 +126,9 @@ def check_clip_model(clip: ClipConfig) -> tuple[torch.device, str]:
 def _open_clip_errors(name: str):
     try:
         yield
+    except pickle.UnpicklingError as err:  # torch.load(weights_only=True) met code in a pickle
+        raise ClipModelError(f"cannot load CLIP model {name!r}: its weights are a pickle that would run "
+                             f"code, refused ({err.__class__.__name__}); use .safetensors weights") from None
     except (OSError, RuntimeError, ValueError, KeyError) as err:
         raise ClipModelError(f"cannot load CLIP model {name!r}: {err}") from err
 

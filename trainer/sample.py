@@ -33,12 +33,17 @@ class Samples:
 
 def load_model(checkpoint: str, device: torch.device) -> tuple[DalleTransformer, dict]:
     """The trained model in eval mode, and the tokenizers its data was made with."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     with open(os.path.join(checkpoint, "model.json"), encoding="utf-8") as handle:
         meta = json.load(handle)
     model = DalleTransformer(ModelConfig(**meta["model"]))
-    model.load_state_dict(load_file(os.path.join(checkpoint, "model.safetensors")))
+    weights = os.path.join(checkpoint, "model.safetensors")
+    try:
+        model.load_state_dict(load_file(weights))
+    except SafetensorError as err:
+        raise OSError(f"{weights}: not a safetensors file ({err})") from None
     return model.to(device).eval(), meta["tokenizers"]
 
 

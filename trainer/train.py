@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import shutil
 import sys
 import time
@@ -238,7 +239,11 @@ def load_checkpoint(folder: str, model, optimizer, stream: TokenStream, run: Run
         set_optimizer_state_dict,
     )
 
-    state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise TrainConfigError(f"{folder}/state.pt holds more than tensors and numbers (a pickle that would run "
+                               f"code): refused, {err.__class__.__name__}") from None
     if state["world_size"] != run.world_size:
         raise TrainConfigError(f"{folder} was written by {state['world_size']} rank(s), this run has "
                                f"{run.world_size}: resume with as many, or train into another out_dir")
