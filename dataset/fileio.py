@@ -238,7 +238,8 @@ def atomic_write(path: str):
         yield stream
         stream.close()
     except BaseException:
-        stream.close()
+        with contextlib.suppress(Exception):  # a full disk fails the close too: the temp file must still go
+            stream.close()
         with contextlib.suppress(Exception):
             delete([temp])
         raise

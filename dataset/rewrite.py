@@ -17,11 +17,11 @@ from dataset.layout import SIDE_FILES, shard_paths
 from dataset.reader import read_rows
 from dataset.schema import REJECT_SCHEMA, SAMPLE_SCHEMA
 from dataset.side_arrays import drop_keys
-from dataset.writer import write_parquet
+from dataset.writer import naming, write_parquet
 
 
 def _rewrite_tar(path: str, drop: set[str]) -> None:
-    with fileio.open_read(path) as source, fileio.atomic_write(path) as target:
+    with naming(path), fileio.open_read(path) as source, fileio.atomic_write(path) as target:
         with tarfile.open(fileobj=source, mode="r|") as reader, \
                 tarfile.open(fileobj=target, mode="w|", format=tarfile.USTAR_FORMAT) as writer:
             for member in reader:
@@ -50,5 +50,6 @@ def drop_from_shard(out_dir: str, shard_id: int, rejects_path: str,
         write_parquet(paths["parquet"], kept, SAMPLE_SCHEMA)
     for side in SIDE_FILES:  # each checked on its own: a killed rewrite may have left one behind
         if dropped and fileio.exists(paths[side.folder]):
-            drop_keys(paths[side.folder], dropped)
+            with naming(paths[side.folder]):
+                drop_keys(paths[side.folder], dropped)
     return len(existing)

@@ -3,6 +3,7 @@ side-file values are collected; ``commit`` writes those files and then the stats
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tarfile
@@ -32,8 +33,20 @@ def tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+@contextlib.contextmanager
+def naming(path: str):
+    """An OSError while writing ``path`` names it, not its temporary file: on a full disk a write()
+    names no file at all, and the one line a user reads should say which output failed."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno is None or err.filename == path:
+            raise
+        raise OSError(err.errno, err.strerror, path) from err
+
+
 def write_table(path: str, data: pa.Table) -> None:
-    with fileio.atomic_write(path) as stream:
+    with naming(path), fileio.atomic_write(path) as stream:
         pq.write_table(data, stream, compression="zstd")
 
 
@@ -50,8 +63,9 @@ class ShardWriter:
         self.rejects: list[dict] = []
         self.side_rows: dict[SideFile, list[tuple]] = {side: [] for side in side_files}
         self._tar_context = fileio.atomic_write(paths["tar"])
-        self._tar = tarfile.open(fileobj=self._tar_context.__enter__(), mode="w|",
-                                 format=tarfile.USTAR_FORMAT)
+        with naming(paths["tar"]):
+            self._tar = tarfile.open(fileobj=self._tar_context.__enter__(), mode="w|",
+                                     format=tarfile.USTAR_FORMAT)
 
     def add(self, outcome: dict) -> None:
         if is_rejected(outcome):
@@ -59,23 +73,29 @@ class ShardWriter:
             return
         row = sample_row(outcome)
         key = outcome["key"]
-        tar_member(self._tar, f"{key}.{outcome['image_ext']}", outcome["image_bytes"])
-        tar_member(self._tar, f"{key}.txt", final_caption(outcome).encode("utf-8"))
-        tar_member(self._tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode("utf-8"))
+        with naming(self.paths["tar"]):
+            tar_member(self._tar, f"{key}.{outcome['image_ext']}", outcome["image_bytes"])
+            tar_member(self._tar, f"{key}.txt", final_caption(outcome).encode("utf-8"))
+            tar_member(self._tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode("utf-8"))
         self.samples.append(row)
         for side, rows in self.side_rows.items():
             if side.field in outcome:
                 rows.append((key, *outcome[side.field]))
 
     def commit(self, stats: dict) -> None:
-        self._tar.close()
-        self._tar_context.__exit__(None, None, None)
+        with naming(self.paths["tar"]):
+            self._tar.close()
+            self._tar_context.__exit__(None, None, None)
         write_parquet(self.paths["parquet"], self.samples, SAMPLE_SCHEMA)
         write_parquet(self.paths["rejects"], self.rejects, REJECT_SCHEMA)
         for side, rows in self.side_rows.items():
             if rows:
-                write_side(self.paths[side.folder], side_array(side, rows))
-        fileio.write_bytes(self.paths["stats"], json.dumps(stats, indent=1).encode())
+                with naming(self.paths[side.folder]):
+                    write_side(self.paths[side.folder], side_array(side, rows))
+        with naming(self.paths["stats"]):
+            fileio.write_bytes(self.paths["stats"], json.dumps(stats, indent=1).encode())
 
     def abort(self, err: BaseException) -> None:
-        self._tar_context.__exit__(type(err), err, err.__traceback__)
+        """Drop the unfinished tar; ``err`` stays the error to report (a full disk fails the close too)."""
+        with contextlib.suppress(OSError):
+            self._tar_context.__exit__(type(err), err, err.__traceback__)

@@ -19,7 +19,9 @@ Errors a user can cause end with one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import builtins
 import logging
+import re
 import sys
 
 from filters.text_presets import PRESETS
@@ -45,6 +47,17 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 
 QUIET = ("apitools not found", "StaleShardError")
+# A worker's OSError as the runner passes it on: "OSError: [Errno 28] ... [while running 'BuildShards']"
+WORKER_OS_ERROR = re.compile(r"\b(\w+Error): (\[Errno \d+\] .*?)(?: \[while running '[^']*'\])?$")
+
+
+def worker_os_error(failure: RuntimeError) -> str | None:
+    """The OSError that stopped a job in a worker (a full disk, an output it may not write), when it is
+    what the job ended with: Beam hands a worker's error on as a RuntimeError whose text ends in it."""
+    lines = str(failure).strip().splitlines()
+    found = WORKER_OS_ERROR.search(lines[-1]) if lines else None
+    kind = getattr(builtins, found.group(1), None) if found else None
+    return found.group(2) if isinstance(kind, type) and issubclass(kind, OSError) else None
 
 
 def setup_logging(verbose: bool) -> None:
@@ -356,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     except AccountingError as err:
         print(f"altcap: accounting check FAILED: {err}", file=sys.stderr)
         return 3
+    except RuntimeError as failure:
+        if (message := worker_os_error(failure)) is None:
+            raise
+        print(f"altcap: error: {message}", file=sys.stderr)
+        return 2
     print_summary(stats)
     return 0
 

@@ -105,12 +105,14 @@ def prepare_output(out_dir: str, items, config: Config, *, overwrite: bool) -> N
                 "resume needs the same inputs and config: use another --output, or --overwrite")
     if overwrite:
         fileio.delete(previous_outputs(out_dir))
-    # Stages before the shards are recomputed on every run; their rejects are written afresh, and
-    # so is the tally of what the run wrote.
-    fileio.delete(fileio.match(fileio.join(out_dir, REJECTS, PRE_REJECTS, "*")) +
-                  fileio.match(fileio.join(out_dir, tally.WRITTEN)))
-    fileio.delete(fileio.match(fileio.join(out_dir, SHARDS, "*.tmp-*")) +
-                  fileio.match(fileio.join(out_dir, REJECTS, "*.tmp-*")))
+    # Stages before the shards are recomputed on every run; their rejects are written afresh (with
+    # what a killed write left: Beam's beam-temp-* folder), and so is the tally of what the run wrote.
+    early = fileio.join(out_dir, REJECTS, PRE_REJECTS)
+    fileio.delete(fileio.match(fileio.join(early, "**")) + fileio.match(fileio.join(out_dir, tally.WRITTEN)))
+    if fileio.exists(early):  # a local folder
+        fileio.delete([early])
+    temporary = [(SHARDS, "*.tmp-*"), (REJECTS, "*.tmp-*")] + [(side.folder, "*.tmp-*") for side in SIDE_FILES]
+    fileio.delete([path for pattern in temporary for path in fileio.match(fileio.join(out_dir, *pattern))])
     for sub in (SHARDS, REJECTS):
         fileio.ensure_dir(fileio.join(out_dir, sub))
     fileio.write_bytes(run_file, json.dumps(claim, indent=1).encode())
