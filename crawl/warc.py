@@ -43,6 +43,7 @@ WAT_IMAGE_PATH = "IMG@/src"
 _PAGE_TYPES = WarcRecordType.response | WarcRecordType.resource
 
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _BOMS = (b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")
 
 
@@ -283,7 +284,7 @@ def _dechunk(body: bytes) -> bytes:
             return b"".join(chunks)
         start = line_end + 1
         if start + size > len(body):
-            raise Dropped(TRUNCATED_RECORD, f"chunked body ends inside a {size}-byte chunk")
+            raise Dropped(TRUNCATED_RECORD, f"chunked body ends inside a chunk of {len(size_field)} hex digits")
         chunks.append(body[start:start + size])
         position = start + size
         position += 2 if body.startswith(b"\r\n", position) else 1 if body.startswith(b"\n", position) else 0
@@ -338,8 +339,8 @@ def _wat_links(record: WarcRecord, page_url: str | None) -> tuple[list[dict], st
     """(Links, Head.Base, page URL) of a WAT record; no links for requests and non-HTML."""
     try:
         metadata = json.loads(_read_block(record))
-    except ValueError as error:  # bad JSON or bad UTF-8
-        raise Dropped(MALFORMED_RECORD, f"bad JSON: {error}") from None
+    except (ValueError, RecursionError) as error:  # bad JSON or bad UTF-8, or nested too deep
+        raise Dropped(MALFORMED_RECORD, f"bad JSON: {type(error).__name__}: {str(error)[:200]}") from None
     envelope = _json_get(metadata, "Envelope")
     page_url = page_url or _json_get(envelope, "WARC-Header-Metadata", "WARC-Target-URI")
     html = _json_get(envelope, "Payload-Metadata", "HTTP-Response-Metadata", "HTML-Metadata")
@@ -352,7 +353,14 @@ def _wat_links(record: WarcRecord, page_url: str | None) -> tuple[list[dict], st
             raise Dropped(MALFORMED_RECORD, f"link with non-string fields: {str(link)[:200]}")
     if not isinstance(base_href, (str, type(None))) or not isinstance(page_url, (str, type(None))):
         raise Dropped(MALFORMED_RECORD, "Head.Base or WARC-Target-URI is not a string")
-    return links, base_href, page_url
+    links = [{name: _without_lone_surrogates(value) for name, value in link.items()} for link in links]
+    return links, _without_lone_surrogates(base_href), _without_lone_surrogates(page_url)
+
+
+def _without_lone_surrogates(value):
+    """JSON's ``\ud800`` escapes decode to lone surrogates, which no UTF-8 encoder (Beam's coders,
+    parquet) takes: each becomes U+FFFD, as in text decoded with replacement."""
+    return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def _json_get(value, *path):

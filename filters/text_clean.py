@@ -106,6 +106,8 @@ _CROP_WORDS = frozenset(
 # without them; two captions that look alike then compare alike (dedup, text.max_repeats).
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f]")  # C0 controls but whitespace, and DEL
+
 
 def _fix_encoding(text: str) -> str:
     if "&" in text:
@@ -148,7 +150,9 @@ def clean_with_tokens(text: str) -> tuple[str, list[str] | None]:
     if "@" in text or "://" in text or "." in text and _DOT_LETTER.search(text):
         text = _URL.sub(" ", text)
     if "  " in text or text[:1] == " " or text[-1:] == " " or not text.isprintable():
-        text = " ".join(text.split())  # other whitespace than single spaces is not printable
+        # other whitespace than single spaces is not printable, nor are the controls (NUL, ESC, DEL)
+        # that ftfy removes from non-ASCII text only
+        text = " ".join(_CONTROL.sub(" ", text).split())
     return _crop_boilerplate(text) if text else (text, [])
 
 
