@@ -37,27 +37,6 @@ SETTINGS = {  # name -> (per_host, host_rps)
 }
 
 
-class TimedServer(LocalServer):
-    """A LocalServer that also keeps when each request arrived."""
-
-    def __init__(self, routes):
-        super().__init__(routes)
-        self.arrivals: list[float] = []
-
-    def _accept(self, request):
-        self.arrivals.append(time.monotonic())
-        return super()._accept(request)
-
-    def reset(self) -> None:
-        self.arrivals.clear()
-        self.max_in_flight = 0
-
-
-def busiest_second(arrivals: list[float]) -> int:
-    arrivals = sorted(arrivals)
-    return max((sum(1 for t in arrivals[i:] if t < start + 1.0) for i, start in enumerate(arrivals)), default=0)
-
-
 def jpeg(i: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (320 + i % 200, 320 + i // 200), (i % 256, (7 * i) % 256, (13 * i) % 256)).save(buffer, "JPEG")
@@ -71,7 +50,7 @@ def main() -> None:
     parser.add_argument("--big", type=float, default=0.4, help="share of the images on the one big host")
     args = parser.parse_args()
     on_big = round(args.images * args.big)
-    big = TimedServer({f"/{i}.jpg": Route(jpeg(i), delay=LATENCY_S) for i in range(on_big)})
+    big = LocalServer({f"/{i}.jpg": Route(jpeg(i), delay=LATENCY_S) for i in range(on_big)})
     small = LocalServer({f"/{i}.jpg": Route(jpeg(i), delay=LATENCY_S) for i in range(on_big, args.images)})
     rows = []
     with big, small, tempfile.TemporaryDirectory() as work:
@@ -88,13 +67,14 @@ def main() -> None:
                 f"download.connect_to={json.dumps(mappings)}",
                 f"download.per_host={per_host}", f"download.host_rps={host_rps}", "download.threads=32",
                 "text.preset=laion", "image.min_side=100", "shards.samples_per_shard=25"])
-            big.reset()
+            big.arrivals.clear()
+            big.max_in_flight = 0
             started = time.perf_counter()
             stats = run([str(listing)], os.path.join(work, name.replace(" ", "_")), config,
                         beam_args=["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"])
             wall = time.perf_counter() - started
             rows.append((name, per_host, host_rps, wall, stats["samples"], big.max_in_flight,
-                         busiest_second(big.arrivals)))
+                         big.busiest_second()))
     print(f"{args.images} images, {on_big} on one host, {args.images - on_big} on {SMALL_HOSTS} others; "
           f"{args.workers} worker processes, {os.cpu_count()} cores\n")
     print(f"{'limits':<11} {'per_host':>8} {'host_rps':>8} {'wall s':>7} {'records/s':>9} {'samples':>7} "

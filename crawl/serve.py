@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import mimetypes
 import os
 import pickle
@@ -286,8 +287,9 @@ class LocalServer:
 
     Counters, written only by the server's thread (read or reset them from any other):
     ``requests`` (a Counter by path), ``connections`` (accepted), ``in_flight``/``max_in_flight``
-    (requests being answered at once), ``aborted`` (responses the client hung up on), and
-    ``last_headers`` (path -> the latest request's headers, names in lower case). ``routes`` may be
+    (requests being answered at once), ``aborted`` (responses the client hung up on),
+    ``last_headers`` (path -> the latest request's headers, names in lower case), and ``arrivals``
+    (when each request came, ``time.monotonic()``; ``busiest_second`` counts from them). ``routes`` may be
     changed while running.
     """
 
@@ -303,6 +305,7 @@ class LocalServer:
         self.aborted = 0
         self.requests: Counter = Counter()
         self.last_headers: dict[str, dict] = {}
+        self.arrivals: list[float] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -313,6 +316,11 @@ class LocalServer:
         scheme = "https" if self.tls else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}{path}"
+
+    def busiest_second(self) -> int:
+        """The most requests that came within any one second."""
+        arrivals = sorted(self.arrivals)
+        return max((bisect.bisect_left(arrivals, start + 1.0) - i for i, start in enumerate(arrivals)), default=0)
 
     def __enter__(self) -> LocalServer:
         self.start()
@@ -359,6 +367,7 @@ class LocalServer:
     def _accept(self, request: _Request) -> Route:
         """Count a request and pick its route."""
         path = request.path
+        self.arrivals.append(time.monotonic())
         served = self.requests[path] = self.requests[path] + 1
         self.last_headers[path] = request.headers
         self.in_flight += 1

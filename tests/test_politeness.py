@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 
 import pytest
 
@@ -22,24 +21,6 @@ from pipeline_helpers import jpeg, run_local, shard_rows
 
 WORKERS = ["--direct_running_mode=multi_processing", "--direct_num_workers=3"]
 BIG, SMALL = "big.altcap.test", "small-{}.altcap.test"
-
-
-class TimedServer(LocalServer):
-    """A LocalServer that also keeps when each request arrived (time.monotonic)."""
-
-    def __init__(self, routes):
-        super().__init__(routes)
-        self.arrivals: list[float] = []
-
-    def _accept(self, request):
-        self.arrivals.append(time.monotonic())
-        return super()._accept(request)
-
-
-def busiest_second(arrivals: list[float]) -> int:
-    """The most requests that arrived within any one second."""
-    arrivals = sorted(arrivals)
-    return max((sum(1 for t in arrivals[i:] if t < start + 1.0) for i, start in enumerate(arrivals)), default=0)
 
 
 def test_a_host_spreads_over_at_most_per_host_shards_and_small_hosts_stay_in_one():
@@ -65,19 +46,19 @@ def test_a_fetcher_takes_its_share_of_the_hosts_concurrency(host_shards, expecte
 
 def test_a_fetcher_takes_its_share_of_the_hosts_rate():
     routes = {f"/{i}.jpg": Route(b"x") for i in range(9)}
-    with TimedServer(routes) as server:
+    with LocalServer(routes) as server:
         config = DownloadConfig(per_host=4, host_rps=8, threads=4, allow_private_addresses=True)
         with Fetcher(config) as fetcher:
             for i in range(9):
                 fetcher.fetch(server.url(f"/{i}.jpg"), host_shards=2)  # 4 a second: 0.25 s apart
     assert server.arrivals[-1] - server.arrivals[0] >= 8 * 0.25 * 0.95  # arrival jitter aside
-    assert busiest_second(server.arrivals) <= 4 + 1  # one at the window's edge: arrivals jitter
+    assert server.busiest_second() <= 4 + 1  # one at the window's edge: arrivals jitter
 
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_a_host_that_asks_to_wait_gets_no_request_from_any_thread_until_then(status):
     routes = {"/busy.jpg": Route(b"", status=status, headers={"Retry-After": "1"}), "/next.jpg": Route(b"x")}
-    with TimedServer(routes) as server:
+    with LocalServer(routes) as server:
         config = DownloadConfig(retries=0, host_rps=0, allow_private_addresses=True)
         with Fetcher(config) as fetcher:
             with pytest.raises(Dropped, match=f"http_{status}"):
@@ -92,7 +73,7 @@ def crawl(tmp_path_factory):
     """One job on three worker processes: 48 images of one big host, answered slowly, and 6 small
     hosts with 2 images each; shards of 8 (8 of them), per_host 3, host_rps 12."""
     tmp = tmp_path_factory.mktemp("polite")
-    big = TimedServer({f"/{i}.jpg": Route(jpeg(300, 300 + i), delay=0.05) for i in range(48)})
+    big = LocalServer({f"/{i}.jpg": Route(jpeg(300, 300 + i), delay=0.05) for i in range(48)})
     small = LocalServer({f"/{i}.jpg": Route(jpeg(400 + i, 300)) for i in range(12)})
     with big, small:
         lines = [f"big host photo {i}\thttp://{BIG}/{i}.jpg" for i in range(48)]
@@ -111,7 +92,7 @@ def test_on_several_workers_a_host_never_sees_more_than_its_limits(crawl):
     assert stats["check"]["ok"] and stats["samples"] == 60
     assert shard_count(60, 8) == 8 and host_spread(48, 8, per_host=3) == 3
     assert big.max_in_flight <= 3  # per_host for the whole job: 3 shards, one request each
-    assert busiest_second(big.arrivals) <= 12 + 3  # host_rps, and one at the window's edge per shard
+    assert big.busiest_second() <= 12 + 3  # host_rps, and one at the window's edge per shard
     assert big.arrivals[-1] - big.arrivals[0] >= (48 - 3) / 12 * 0.95
 
 
