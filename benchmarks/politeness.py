@@ -17,6 +17,7 @@ import argparse
 import io
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,6 +76,8 @@ def main() -> None:
             wall = time.perf_counter() - started
             rows.append((name, per_host, host_rps, wall, stats["samples"], big.max_in_flight,
                          big.busiest_second()))
+    if any(row[4] == 0 for row in rows):
+        sys.exit("a setting wrote no samples: nothing was measured")
     print(f"{args.images} images, {on_big} on one host, {args.images - on_big} on {SMALL_HOSTS} others; "
           f"{args.workers} worker processes, {os.cpu_count()} cores\n")
     print(f"{'limits':<11} {'per_host':>8} {'host_rps':>8} {'wall s':>7} {'records/s':>9} {'samples':>7} "

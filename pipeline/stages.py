@@ -86,9 +86,9 @@ def shard_of(key: str, shards: int, host: str = "", spread: int = 1) -> int:
     return (first + int(key[:15], 16) % spread) % shards
 
 
-def _assigned(record: dict, shards: int, big_hosts: dict[str, int], samples_per_shard: int,
+def _assigned(hosted: tuple[str, dict], shards: int, big_hosts: dict[str, int], samples_per_shard: int,
               per_host: int) -> tuple[int, dict]:
-    host = host_of(record)
+    host, record = hosted
     spread = host_spread(big_hosts.get(host, 1), samples_per_shard, per_host)
     return shard_of(record["key"], shards, host, spread), dict(record, host_shards=spread)
 
@@ -106,13 +106,14 @@ class AssignShards(beam.PTransform):
     def expand(self, records):
         per_shard, per_host = self.samples_per_shard, self.per_host
         total = records | "CountRecords" >> beam.combiners.Count.Globally()
-        big_hosts = (records
-                     | "HostOf" >> beam.Map(host_of)
+        hosted = records | "HostOf" >> beam.Map(lambda record: (host_of(record), record))
+        big_hosts = (hosted
+                     | "Hosts" >> beam.Keys()
                      | "CountPerHost" >> beam.combiners.Count.PerElement()
                      | "BigHosts" >> beam.Filter(lambda host_count: host_count[0] and host_count[1] > per_shard))
-        return (records
+        return (hosted
                 | "ShardOf" >> beam.Map(
-                    lambda r, n, big: _assigned(r, shard_count(n, per_shard), big, per_shard, per_host),
+                    lambda pair, n, big: _assigned(pair, shard_count(n, per_shard), big, per_shard, per_host),
                     n=beam.pvalue.AsSingleton(total), big=beam.pvalue.AsDict(big_hosts))
                 | "GroupByShard" >> beam.GroupByKey())
 
