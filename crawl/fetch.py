@@ -350,6 +350,18 @@ def _retry_after(value: str | None) -> float:
         return 0.0
 
 
+def retryable_status(status: int) -> bool:
+    """An HTTP status worth asking again for later: a server error, a request timeout, throttling."""
+    return status >= 500 or status in (408, 429)
+
+
+def is_transient(reason: str) -> bool:
+    """Whether a fetch that failed for ``reason`` may succeed later: a timeout, a reset or refused
+    connection, or a status ``retryable_status`` names; a refusal, a 4xx or a bad body is final."""
+    code = reason.removeprefix("http_")
+    return reason in ("timeout", "connection_error") or (code.isdigit() and retryable_status(int(code)))
+
+
 def _classify(err: Exception) -> tuple[str, bool]:
     """(reason, worth retrying) for a network-level failure."""
     if isinstance(err, socket.gaierror):
@@ -435,7 +447,7 @@ class Fetcher:
                 asked = _retry_after(response.getheader("Retry-After"))
                 if status in (429, 503):  # the host is throttling us or overloaded: all our requests wait
                     self._pace.pause(target.host, min(max(wait, asked), MAX_RETRY_AFTER))
-                if not (status >= 500 or status in (408, 429)) or attempt == retries or asked > MAX_RETRY_AFTER:
+                if not retryable_status(status) or attempt == retries or asked > MAX_RETRY_AFTER:
                     return status, response, body
                 wait = max(wait, asked)
             time.sleep(wait)

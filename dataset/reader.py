@@ -81,6 +81,17 @@ def image_ext_of(members: dict[str, bytes]) -> str:
     return next(ext for ext in members if ext not in ("txt", "json"))
 
 
+def written_records(tar_path: str) -> Iterator[dict]:
+    """The records of a written shard as its steps left them: each .json row with the image, less the
+    fields no step set (``final_caption`` tells a caption never hypernymized by its absence)."""
+    for _, members in tar_samples(tar_path):
+        record = {name: value for name, value in json.loads(members["json"]).items() if value is not None}
+        record["image_url"] = record.pop("url")
+        image_ext = image_ext_of(members)
+        record.update(image_bytes=members[image_ext], image_ext=image_ext)
+        yield record
+
+
 def read_shard(out_dir: str, shard_id: int) -> Iterator[dict]:
     """The samples of one shard in shard order: ``key``, ``meta`` (the parquet row), ``caption``
     (the .txt), ``image`` (bytes), ``image_ext``, and one dict of vectors per side file it has."""

@@ -1,6 +1,7 @@
 """The ``altcap`` command line.
 
     altcap run --input PATH_OR_GLOB --output DIR [--config FILE] [--set key=value ...] [Beam options]
+    altcap run --retry-failed OUT_DIR [Beam options]   fetch again what failed for a transient reason
     altcap demo [--output DIR]
     altcap text [--preset NAME] FILE|-   try the text rules: one caption per line in, JSON lines out
     altcap config            print every setting with its default, as YAML
@@ -82,10 +83,14 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="build a dataset from crawls or url+caption lists",
                               epilog="Other options (--runner, --direct_num_workers, "
                                      "--project, ...) are passed to Apache Beam.")
-    run.add_argument("--input", action="append", required=True, metavar="PATH_OR_GLOB",
+    run.add_argument("--input", action="append", metavar="PATH_OR_GLOB",
                      help="WARC/WAT files, url+caption lists, page URL lists or an img2dataset "
                           "output folder; repeat for several")
-    run.add_argument("--output", required=True, metavar="DIR")
+    run.add_argument("--output", metavar="DIR")
+    run.add_argument("--retry-failed", metavar="OUT_DIR",
+                     help="instead of --input and --output: fetch again what the run in OUT_DIR could not "
+                          "download for a transient reason (timeout, reset, 5xx, 429) and merge what succeeds "
+                          "into its shards, as if it had never failed")
     add_settings(run, "resize.image_size=384")
     run.add_argument("--input-format", default="auto",
                      help="warc, wat, tsv, csv, jsonl, parquet, pages or img2dataset "
@@ -271,6 +276,15 @@ def run_text(args) -> int:
     return 0
 
 
+def check_run_arguments(args) -> None:
+    """``altcap run`` takes --input and --output, or --retry-failed alone (run.json names the rest)."""
+    if args.retry_failed and (args.input or args.output or args.overwrite or args.input_format != "auto"):
+        raise ConfigError("--retry-failed OUT_DIR takes the inputs and the output folder from OUT_DIR/run.json: "
+                          "give no --input, --output, --input-format or --overwrite")
+    if not args.retry_failed and not (args.input and args.output):
+        raise ConfigError("altcap run needs --input and --output (or --retry-failed OUT_DIR)")
+
+
 def print_summary(stats: dict) -> None:
     print(f"\n{'stage':<12} {'in':>9} {'passed':>9} {'rejected':>9}  top reasons")
     for entry in stats["funnel"]:
@@ -278,6 +292,11 @@ def print_summary(stats: dict) -> None:
         print(f"{entry['stage']:<12} {entry['in']:>9} {entry['passed']:>9} {entry['rejected']:>9}"
               f"  {reasons}")
     out = stats["output"]
+    if retry := stats.get("retry"):
+        print(f"\nretried {retry['retried']} records that had failed for a transient reason: "
+              f"{retry['recovered']} recovered, {retry['failed_again']} failed again"
+              + (f"; {retry['refetched']} dropped by a whole-run cut fetched again to judge afresh"
+                 if retry["refetched"] else ""))
     print(f"\n{stats['samples']} samples in {stats['shards']} shard(s): {out}/shards/")
     print(f"{stats['rejects']} rejects with stage and reason: {out}/rejects/")
     if "tokens" in stats:
@@ -296,7 +315,7 @@ def dry_run_job(args, beam_args: list[str]):
     """The Dataflow job of ``altcap run``, ``score`` or ``tokenize`` when ``--dry_run=True`` asks for its
     translation only (None otherwise): the inputs and models are checked, nothing is written."""
     from pipeline.dry_run import dry_run, translate
-    from pipeline.run import pipeline_options, planned_run
+    from pipeline.run import pipeline_options, planned_command
     from pipeline.score import planned_score
     from pipeline.tokenize import planned_tokenize
 
@@ -308,8 +327,7 @@ def dry_run_job(args, beam_args: list[str]):
         return translate(planned_tokenize(args.output, config, options, claim=False))
     if args.command == "score":
         return translate(planned_score(args.output, score_config(args), options, claim=False))
-    pipeline, _, _ = planned_run(args.input, args.output, config, options, input_format=args.input_format,
-                                 claim=False)
+    pipeline, _, _ = planned_command(args, options, claim=False)
     return translate(pipeline)
 
 
@@ -335,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if beam_args and not beam_args[0].startswith("--"):
             raise ConfigError(f"unexpected argument {beam_args[0]!r}")
+        if args.command == "run":
+            check_run_arguments(args)
         if args.command in ("run", "score", "tokenize") and (job := dry_run_job(args, beam_args)):
             print(f"dry run: the DataflowRunner translated job {job.proto.name} "
                   f"({len(job.proto_pipeline.components.transforms)} transforms); nothing was submitted or written")
@@ -357,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.demo import run_demo
 
             stats = run_demo(args.output, beam_args=beam_args)
+        elif args.retry_failed:
+            from pipeline.run import retry_config, run
+
+            items, config = retry_config(args.retry_failed, args.config, args.set)
+            stats = run([], args.retry_failed, config, beam_args=beam_args, items=items, retry_failed=True)
         else:
             from pipeline.run import run
 

@@ -141,9 +141,10 @@ def _check(config: Config) -> None:
             section.check()
 
 
-def load_config(path: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults, then the YAML file at ``path``, then each ``key=value`` override."""
-    config = Config()
+def load_config(path: str | None = None, overrides: list[str] | tuple[str, ...] = (), *,
+                base: dict | None = None) -> Config:
+    """Defaults (or ``base``, a ``to_dict()``), then the YAML file at ``path``, then each ``key=value`` override."""
+    config = config_from_dict(base) if base else Config()
     if path:
         try:
             with open(path, encoding="utf-8") as handle:

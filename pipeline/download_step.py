@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from crawl.download_config import DownloadConfig
-from crawl.fetch import REASONS, Fetcher
+from crawl.fetch import REASONS, Fetcher, is_transient
 from dataset import fileio
 from filters.record import Dropped
 from pipeline.shard_step import RecordStep
@@ -16,6 +16,10 @@ class DownloadStep(RecordStep):
     stage = "download"
     reasons = REASONS + ("http_*", "unreadable_file", "internal_error")
     settings: ClassVar[dict] = {"download": DownloadConfig}
+
+    @classmethod
+    def retryable(cls, reason: str) -> bool:
+        return is_transient(reason)
 
     def __init__(self, download: DownloadConfig):
         self.fetcher = Fetcher(download)

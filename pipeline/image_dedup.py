@@ -38,6 +38,7 @@ class ImageDedup(WholeRunPass):
     stage = "image_dedup"
     reason = "duplicate_image"
     rejects = "dedup"
+    monotone = True  # a sample that comes back can only beat a winner, never revive a loser
 
     @classmethod
     def enabled(cls, config) -> bool:

@@ -14,6 +14,7 @@ from filters.record import is_rejected
 NAMESPACE = "altcap"
 SEP = "|"
 REJECTED = "rejected"  # the tagged output that carries a stage's rejects
+RETRY = "retry"  # ``RETRY|retried``, ``|recovered``, ``|refetched``: what ``--retry-failed`` ran again
 _counters: dict = {}
 
 

@@ -20,16 +20,14 @@ in the same batches); after it, a restart only finishes the moves.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
-from typing import Iterator
 
 import apache_beam as beam
 
 from dataset import fileio
 from dataset.layout import SIDE_FILES, pass_rejects, shard_paths
-from dataset.reader import column_if_any, image_ext_of, load_stats, tar_samples
+from dataset.reader import column_if_any, load_stats, written_records
 from dataset.side_arrays import drop_keys
 from dataset.writer import ShardWriter
 from filters.record import is_rejected
@@ -37,6 +35,7 @@ from pipeline.config import Config, config_from_dict
 from pipeline.metrics import count, count_stage
 from pipeline.pools import MODEL_STAGES, on_model_pool
 from pipeline.shard_builder import funnel_of
+from pipeline.shard_retry import RetryFailed
 from pipeline.shard_step import ShardStep, run_steps
 from pipeline.stages import BuildShards
 from pipeline.steps import enabled_steps
@@ -50,17 +49,6 @@ def pending(path: str) -> str:
     return f"{path}.pending"
 
 
-def shard_records(tar_path: str) -> Iterator[dict]:
-    """The records of a written shard as its steps left them: each .json row with the image, less the
-    fields no step set (``final_caption`` tells a caption never hypernymized by its absence)."""
-    for _, members in tar_samples(tar_path):
-        record = {name: value for name, value in json.loads(members["json"]).items() if value is not None}
-        record["image_url"] = record.pop("url")
-        image_ext = image_ext_of(members)
-        record.update(image_bytes=members[image_ext], image_ext=image_ext)
-        yield record
-
-
 def _write_pending(paths: dict, stats: dict, steps: list[ShardStep], rejects_path: str) -> None:
     for step in steps:  # the numbers a step adds up start again with each shard
         if step.summed:
@@ -71,7 +59,7 @@ def _write_pending(paths: dict, stats: dict, steps: list[ShardStep], rejects_pat
     outcomes: Counter = Counter()
     entering = 0
     try:
-        for outcome in run_steps(steps, shard_records(paths["tar"]), None, 0):
+        for outcome in run_steps(steps, written_records(paths["tar"]), None, 0):
             entering += 1
             writer.add(outcome)
             if is_rejected(outcome):
@@ -117,10 +105,10 @@ def model_pass_stages(config: Config) -> tuple[str, ...]:
     return tuple(step.stage for step in enabled_steps(config) if step.stage in MODEL_STAGES)
 
 
-def shard_step(config: Config, out_dir: str) -> beam.PTransform:
+def shard_step(config: Config, out_dir: str, retry: RetryFailed | None = None) -> beam.PTransform:
     """The shard step of ``altcap run``: on the model pool when the models run inside it."""
     leave_out = model_pass_stages(config)
-    transform = beam.ParDo(BuildShards(config.to_dict(), out_dir, leave_out))
+    transform = beam.ParDo(BuildShards(config.to_dict(), out_dir, leave_out, retry))
     models = any(step.stage in MODEL_STAGES for step in enabled_steps(config))
     return on_model_pool(transform, config) if models and not leave_out else transform
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pipeline.clip_top import TopFractionCut
 from pipeline.concept_cut import ConceptFrequencyCut
 from pipeline.image_dedup import ImageDedup
+from pipeline.shard_retry import RetryFailed
 
 PASSES = (
     ConceptFrequencyCut,
@@ -25,3 +26,10 @@ def apply_passes(shard_samples, config, out_dir: str):
             rereads = tuple(later.rejects for later in PASSES[index:])
             shard_samples = shard_samples | each.stage >> each(config, out_dir, rereads)
     return shard_samples
+
+
+def retry_failed(config) -> RetryFailed:
+    """What ``--retry-failed`` runs again beside the failed records: the samples the enabled passes
+    dropped, when one of them is not monotone (``pipeline.shard_retry``)."""
+    enabled = [each for each in PASSES if each.enabled(config)]
+    return RetryFailed(tuple(each.rejects for each in enabled), not all(each.monotone for each in enabled))

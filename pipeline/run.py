@@ -25,14 +25,15 @@ from dataset.layout import PRE_REJECTS, REJECTS, SHARDS, SIDE_FILES
 from dataset.schema import REJECT_SCHEMA, reject_row
 from filters.langid import model_path
 from pipeline import passes
-from pipeline.config import Config, ConfigError
+from pipeline.config import Config, ConfigError, load_config
 from pipeline.funnel import AccountingError, check_funnel, funnel_from_counters
 from pipeline.inputs import expand_inputs, preflight
-from pipeline.metrics import REJECTED, CountedStage, counters_of
+from pipeline.metrics import REJECTED, RETRY, CountedStage, counter_name, counters_of
 from pipeline.model_pass import MODEL_PASS_REJECTS, ModelPass, model_pass_stages, shard_step
 from pipeline.pages import FetchPages
 from pipeline.report import write_report
 from pipeline.shard_builder import StaleShardError
+from pipeline.shard_retry import RetryFailed
 from pipeline.sources import PAGES, ReadSource
 from pipeline.stages import URL_DEDUP, AssignShards, UrlDedup
 from pipeline.steps import enabled_steps
@@ -67,8 +68,6 @@ def resolved_settings(config: Config) -> dict[str, str]:
 def fingerprint(inputs: list[list], config: Config, resolved: dict[str, str]) -> str:
     settings = {section: {k: v for k, v in values.items() if (section, k) not in SPEED_ONLY}
                 for section, values in config.to_dict().items()}
-    if settings["pools"] == {"model_pass": False}:  # as before pools existed, so older folders resume
-        del settings["pools"]
     content = {"inputs": inputs, "config": settings}
     if resolved:  # left out when empty, so such runs keep the fingerprint they had before it existed
         content["resolved"] = resolved
@@ -100,9 +99,10 @@ def prepare_output(out_dir: str, items, config: Config, *, overwrite: bool) -> N
                        + _changed_resolutions(previous, claim))
             if previous.get("inputs") != inputs:
                 changed.append("the input files")
-            raise OutputFolderError(
-                f"{out_dir} holds a run with other settings ({', '.join(changed) or 'unknown'}); "
-                "resume needs the same inputs and config: use another --output, or --overwrite")
+            if changed:
+                raise OutputFolderError(
+                    f"{out_dir} holds a run with other settings ({', '.join(changed)}); "
+                    "resume needs the same inputs and config: use another --output, or --overwrite")
     if overwrite:
         fileio.delete(previous_outputs(out_dir))
     # Stages before the shards are recomputed on every run; their rejects are written afresh (with
@@ -119,8 +119,11 @@ def prepare_output(out_dir: str, items, config: Config, *, overwrite: bool) -> N
 
 
 def _changed_settings(old: dict, new: dict) -> list[str]:
+    """The settings that differ, but for speed-only ones and settings added to altcap since the
+    folder was made, left at their defaults (a folder made by an older altcap resumes)."""
+    defaults = Config().to_dict()
     return [f"{section}.{key}" for section, values in new.items() for key, value in values.items()
-            if old.get(section, {}).get(key) != value and (section, key) not in SPEED_ONLY]
+            if (section, key) not in SPEED_ONLY and old.get(section, {}).get(key, defaults[section][key]) != value]
 
 
 def _changed_resolutions(previous: dict, claim: dict) -> list[str]:
@@ -137,8 +140,9 @@ def _setting(config: dict, name: str):
 
 
 def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,
-          out_dir: str) -> None:
-    """Add the whole run to ``pipeline``."""
+          out_dir: str, retry: RetryFailed | None = None) -> None:
+    """Add the whole run to ``pipeline``; with ``retry``, finished shards are written again with
+    their failed records run anew (``altcap run --retry-failed``)."""
     config_dict = config.to_dict()
     read = (pipeline
             | "Inputs" >> beam.Create(items)
@@ -160,7 +164,7 @@ def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,
 
     shards = (candidates
               | "AssignShards" >> AssignShards(config.shards.samples_per_shard, config.download.per_host)
-              | "BuildShards" >> shard_step(config, out_dir))
+              | "BuildShards" >> shard_step(config, out_dir, retry))
     if stages := model_pass_stages(config):  # the models on their own workers (pools.model_pass)
         shards = (shards
                   | "WrittenShards" >> beam.Keys()
@@ -207,12 +211,14 @@ def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
 
 
 def planned_run(inputs: list[str], out_dir: str, config: Config, options: PipelineOptions, *,
-                input_format: str = "auto", overwrite: bool = False, claim: bool = True):
-    """Everything before the job runs: the inputs listed and checked, the models found, the output
-    folder claimed (not when ``claim`` is false: a dry run writes nothing) and the whole run built.
-    Returns (pipeline, input items, enabled steps)."""
-    items = expand_inputs(list(inputs), input_format if input_format != "auto"
-                          else config.input.format, config.input)
+                input_format: str = "auto", overwrite: bool = False, claim: bool = True,
+                items: list[tuple[str, str]] | None = None, retry: RetryFailed | None = None):
+    """Everything before the job runs: the inputs listed (or the ``items`` given) and checked, the
+    models found, the output folder claimed (not when ``claim`` is false: a dry run writes nothing)
+    and the whole run built. Returns (pipeline, input items, enabled steps)."""
+    if items is None:
+        items = expand_inputs(list(inputs), input_format if input_format != "auto"
+                              else config.input.format, config.input)
     preflight(items, config)
     model_path(config.text.lang_model)  # fetched (or refused) here, not in every worker
     steps = enabled_steps(config)
@@ -224,16 +230,50 @@ def planned_run(inputs: list[str], out_dir: str, config: Config, options: Pipeli
             step.claim(config, out_dir)
     log.info("%d input item(s); output in %s", len(items), out_dir)
     pipeline = new_pipeline(options)
-    build(pipeline, items, config, out_dir)
+    build(pipeline, items, config, out_dir, retry)
     return pipeline, items, steps
 
 
+def claimed_run(out_dir: str) -> dict:
+    """What run.json says a folder's run was: its input items and config."""
+    run_file = fileio.join(out_dir, "run.json")
+    if not fileio.exists(run_file):
+        raise OutputFolderError(f"{out_dir} holds no run (no run.json): nothing to retry")
+    return json.loads(fileio.read_bytes(run_file))
+
+
+def retry_config(out_dir: str, config_file: str | None, overrides: list[str]) -> tuple[list[tuple[str, str]], Config]:
+    """The input items and config of the run in ``out_dir`` for ``--retry-failed``, with the settings
+    given now over it (a change that is not speed-only is refused as on any resume)."""
+    claim = claimed_run(out_dir)
+    config = load_config(config_file, overrides, base=claim["config"])
+    if "scored_by" in claim or config.pools.model_pass:
+        how = "altcap score" if "scored_by" in claim else "pools.model_pass"
+        raise OutputFolderError(f"{out_dir}: its models ran as a pass of their own ({how}), which --retry-failed "
+                                "does not handle: build the folder again with --overwrite")
+    return [(kind, path) for kind, path, _ in claim["inputs"]], config
+
+
+def planned_command(args, options: PipelineOptions, *, claim: bool = True):
+    """``planned_run`` for an ``altcap run`` command line: ``--input``/``--output`` or ``--retry-failed``."""
+    if args.retry_failed:
+        items, config = retry_config(args.retry_failed, args.config, args.set)
+        return planned_run([], args.retry_failed, config, options, items=items, retry=passes.retry_failed(config),
+                           claim=claim)
+    return planned_run(args.input, args.output, load_config(args.config, args.set), options,
+                       input_format=args.input_format, overwrite=args.overwrite, claim=claim)
+
+
 def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str] = (),
-        input_format: str = "auto", overwrite: bool = False) -> dict:
-    """Run the pipeline end to end; returns the stats written to ``stats.json``."""
+        input_format: str = "auto", overwrite: bool = False, items: list[tuple[str, str]] | None = None,
+        retry_failed: bool = False) -> dict:
+    """Run the pipeline end to end; returns the stats written to ``stats.json``. ``retry_failed``
+    runs the records that failed for a transient reason again (``pipeline.shard_retry``)."""
     started = time.time()
+    retry = passes.retry_failed(config) if retry_failed else None
     pipeline, items, steps = planned_run(inputs, out_dir, config, pipeline_options(list(beam_args)),
-                                         input_format=input_format, overwrite=overwrite)
+                                         input_format=input_format, overwrite=overwrite, items=items,
+                                         retry=retry)
     try:
         result = pipeline.run()
         state = result.wait_until_finish()
@@ -245,7 +285,8 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
     if state not in (None, PipelineState.DONE):
         raise RuntimeError(f"the pipeline ended in state {state}")
 
-    funnel = funnel_from_counters(counters_of(result))
+    counters = counters_of(result)
+    funnel = funnel_from_counters(counters)
     written = tally.read(out_dir)  # the job's own count of the rows in its files: no shard is read here
     problems = check_funnel(funnel, samples_written=written["samples"], rejects_written=written["rejects"])
     stats = {
@@ -264,6 +305,9 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
     for each in passes.PASSES:
         if each.enabled(config) and (summary := each.summary(out_dir)):
             stats[each.stage] = summary
+    if retry:
+        retried = {name: counters.get(counter_name(RETRY, name), 0) for name in ("retried", "recovered", "refetched")}
+        stats["retry"] = dict(retried, failed_again=retried["retried"] - retried["recovered"])
     stats["timings"] = {
         "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(),
         "wall_s": round(time.time() - started, 3),

@@ -13,12 +13,13 @@ import re
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable
+from typing import Callable, Iterable
 
 from dataset.layout import shard_name, shard_paths
 from dataset.reader import load_stats
 from dataset.writer import ShardWriter
 from filters.record import is_rejected
+from pipeline.shard_retry import RetryFailed
 from pipeline.shard_step import ShardStep, run_steps
 
 log = logging.getLogger("altcap")
@@ -66,32 +67,44 @@ def funnel_of(records_in: int, outcomes: Counter, stages: tuple[str, ...]) -> di
 
 
 def build_shard(shard_id: int, records: list[dict], *, out_dir: str, steps: list[ShardStep],
-                pool: ThreadPoolExecutor, window: int) -> dict:
-    """Write shard ``shard_id`` (or reuse it when already complete) and return its stats."""
+                pool: ThreadPoolExecutor, window: int, retry: RetryFailed | None = None) -> dict:
+    """Write shard ``shard_id`` (or reuse it when already complete, or with ``retry`` write it again
+    with its failed records run anew) and return its stats."""
     paths = shard_paths(out_dir, shard_id)
     digest = keys_digest(records)
+    records = sorted(records, key=record_order)
     stats = load_stats(paths["stats"])
-    if stats is not None:
-        if stats.get("keys_digest") != digest:
-            raise StaleShardError(
-                f"{paths['stats']} was written for other input records; the output folder holds "
-                "a different run (use a new --output or --overwrite)")
+    if stats is None:
+        return _write_shard(shard_id, paths, digest, records, run_steps(steps, records, pool, window), steps)
+    if stats.get("keys_digest") != digest:
+        raise StaleShardError(
+            f"{paths['stats']} was written for other input records; the output folder holds "
+            "a different run (use a new --output or --overwrite)")
+    again = retry.plan(out_dir, shard_id, records, steps) if retry else None
+    if again is None:
         stats["reused"] = True
         return stats
+    again.start()
+    return _write_shard(shard_id, paths, digest, records, again.outcomes(steps, pool, window), steps,
+                        lambda written: again.amend(written, stats, steps))
 
-    records = sorted(records, key=record_order)
+
+def _write_shard(shard_id: int, paths: dict, digest: str, records: list[dict], outcomes: Iterable[dict],
+                 steps: list[ShardStep], amend: Callable[[dict], None] | None = None) -> dict:
+    """Write the shard's ``outcomes`` (one per record, in order) and its stats, which ``amend`` may
+    complete before the commit."""
     for step in steps:  # the numbers a step adds up start again with each shard
         if step.summed:
             step.info.update(dict.fromkeys(step.summed, 0))
     started = time.monotonic()
-    outcomes: Counter = Counter()
+    tally: Counter = Counter()
     writer = ShardWriter(paths, tuple(step.side_file for step in steps if step.side_file))
     last_report = started
     try:
-        for done, outcome in enumerate(run_steps(steps, records, pool, window), 1):
+        for done, outcome in enumerate(outcomes, 1):
             writer.add(outcome)
             if is_rejected(outcome):
-                outcomes[(outcome["stage"], outcome["reason"])] += 1
+                tally[(outcome["stage"], outcome["reason"])] += 1
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY_S:
                 last_report = now
@@ -103,10 +116,12 @@ def build_shard(shard_id: int, records: list[dict], *, out_dir: str, steps: list
             "keys_digest": digest,
             "records": len(records),
             "samples": len(writer.samples),
-            "stages": funnel_of(len(records), outcomes, tuple(step.stage for step in steps)),
+            "stages": funnel_of(len(records), tally, tuple(step.stage for step in steps)),
             "elapsed_s": round(elapsed, 3),
         }
         stats.update({step.stage: dict(step.info) for step in steps if step.info is not None})
+        if amend:
+            amend(stats)
         writer.commit(stats)
     except BaseException as err:
         writer.abort(err)

@@ -21,6 +21,8 @@ from that list.
 - ``info``: what the step reports into each shard's stats under its stage; the run's stats take
   the first shard's, with the numbers named in ``summed`` added up over all shards.
 - ``side_file``: the side file (``dataset.layout``) it fills, if any.
+- ``retryable(reason)``: whether a record it rejected for ``reason`` may pass another time (a
+  download that timed out); ``altcap run --retry-failed`` runs those again (``pipeline.shard_retry``).
 
 A ``RecordStep`` works on one record at a time and is thread-safe: consecutive record steps run
 fused in the download thread pool, so bytes never wait for a batch to fill.
@@ -66,6 +68,10 @@ class ShardStep:
     def resolved(cls, config: Config) -> dict[str, str]:
         """What the step's machine-dependent settings stand for here, by dotted setting name."""
         return {}
+
+    @classmethod
+    def retryable(cls, reason: str) -> bool:
+        return False
 
     @classmethod
     def build(cls, config: Config) -> ShardStep:

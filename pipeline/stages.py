@@ -17,8 +17,9 @@ import apache_beam as beam
 
 from filters.record import reject
 from pipeline.config import Config, config_from_dict
-from pipeline.metrics import REJECTED, count_stage
+from pipeline.metrics import REJECTED, RETRY, count, count_stage, counter_name
 from pipeline.shard_builder import build_shard, record_order
+from pipeline.shard_retry import RetryFailed
 from pipeline.steps import enabled_steps
 
 log = logging.getLogger("altcap")
@@ -120,12 +121,14 @@ class AssignShards(beam.PTransform):
 
 class BuildShards(beam.DoFn):
     """(shard id, records) -> the written shard; emits (shard id, samples). The steps whose stages
-    are in ``leave_out`` run later, as a pass of their own (``pipeline.model_pass``), which counts them."""
+    are in ``leave_out`` run later, as a pass of their own (``pipeline.model_pass``), which counts them.
+    With ``retry`` a finished shard is written again with its failed records run anew (``pipeline.shard_retry``)."""
 
-    def __init__(self, config: dict, out_dir: str, leave_out: tuple[str, ...] = ()):
+    def __init__(self, config: dict, out_dir: str, leave_out: tuple[str, ...] = (), retry: RetryFailed | None = None):
         self._config_dict = config
         self.out_dir = out_dir
         self.leave_out = leave_out
+        self.retry = retry
 
     def setup(self):
         config: Config = config_from_dict(self._config_dict)
@@ -143,7 +146,10 @@ class BuildShards(beam.DoFn):
         shard_id, records = item
         records = list(records)
         stats = build_shard(shard_id, records, out_dir=self.out_dir, steps=self.steps, pool=self.pool,
-                            window=self.window)
+                            window=self.window, retry=self.retry)
+        if "retried" in stats and not stats["reused"]:
+            for name, n in stats["retried"].items():
+                count(counter_name(RETRY, name), n)
         if stats["records"] != len(records):
             raise RuntimeError(f"shard {shard_id}: {len(records)} records assigned but its stats "
                                f"say {stats['records']}")

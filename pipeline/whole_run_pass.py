@@ -8,6 +8,8 @@ summary file it writes (if any) and ``enabled(config)``. It visits every shard o
 adds up, and drops through ``dataset.rewrite``, which is idempotent: a killed run finishes the
 pass. What it judges by must not change on a resume: ``reread`` reads a column of the samples that
 reached the pass, from the shard and from the reject files of this pass and of every pass after it.
+``monotone``: more samples in the run can only add to what the pass drops (exact dedup), so a
+retry that brings samples back (``pipeline.shard_retry``) need not fetch the ones it dropped again.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class WholeRunPass(beam.PTransform):
     reason: ClassVar[str]
     rejects: ClassVar[str]
     summary_file: ClassVar[str | None] = None
+    monotone: ClassVar[bool] = False
 
     @classmethod
     def enabled(cls, config) -> bool:

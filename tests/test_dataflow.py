@@ -312,7 +312,8 @@ def test_the_template_parameters_are_altcap_runs_options():
               "config": "/opt/altcap/my.yaml", "set": f"download.threads=128; pools.accelerator={ACCELERATOR};"
                                                         "image.formats=jpeg,png",
               "input_format": "warc", "overwrite": "true"}
-    launcher = [f"--{name}={values[name]}" for name in parameters] + ["--project=p", "--temp_location=gs://b/tmp"]
+    launcher = [f"--{name}={values[name]}" for name in parameters if name in values]
+    launcher += ["--project=p", "--temp_location=gs://b/tmp"]
     args, beam_args = cli.parser().parse_known_args(entry.run_arguments(launcher, list(parameters)))
     assert beam_args == ["--project=p", "--temp_location=gs://b/tmp", "--runner=DataflowRunner"]
     assert (args.command, args.input, args.output, args.config, args.set, args.input_format, args.overwrite) == (
@@ -321,7 +322,9 @@ def test_the_template_parameters_are_altcap_runs_options():
     # every option of `altcap run` but --verbose is a parameter: a renamed or new option fails here
     options = set(vars(cli.parser().parse_args(["run", "--input", "i", "--output", "o"]))) - {"command", "verbose"}
     assert options == set(parameters)
-    assert {p["name"] for p in metadata["parameters"] if not p["isOptional"]} == {"input", "output"}
+    assert all(p["isOptional"] for p in metadata["parameters"])  # input and output, or retry_failed
+    args, _ = cli.parser().parse_known_args(entry.run_arguments(["--retry_failed=gs://b/out"], list(parameters)))
+    assert (args.retry_failed, args.input, args.output) == ("gs://b/out", None, None)
     formats = re.fullmatch(r"\^\((.*)\)\$", parameters["input_format"]["regexes"][0]).group(1).split("|")
     assert set(formats) == InputConfig.CHOICES["format"]
     given = entry.run_arguments(["--overwrite=false", "--runner=DataflowRunner"], list(parameters))
@@ -379,7 +382,7 @@ def test_the_template_entry_point_launches_a_dry_run_as_the_launcher_calls_it(tm
     assert "missing.tsv" in capsys.readouterr().err
 
 
-def test_altcap_tokenize_and_score_dry_runs_translate_and_write_nothing(tmp_path, every_step, capsys):
+def test_altcap_tokenize_score_and_retry_dry_runs_translate_and_write_nothing(tmp_path, every_step, capsys):
     (tmp_path / "pairs.tsv").write_text("a red square\thttp://photos.altcap.test/a.jpg\n")
     with serve({"/a.jpg": Route(jpeg(64, 64))}) as site:
         run_local([tmp_path / "pairs.tsv"], tmp_path / "out", *PERMISSIVE, site.connect_to)
@@ -393,3 +396,6 @@ def test_altcap_tokenize_and_score_dry_runs_translate_and_write_nothing(tmp_path
     assert cli.main(["score", str(tmp_path / "out"), *(part for s in clip for part in ("--set", s)), *DATAFLOW]) == 0
     assert capsys.readouterr().out.startswith("dry run: the DataflowRunner translated job beamapp-")
     assert sorted((tmp_path / "out").rglob("*")) == before  # no score claim, no embeddings
+    assert cli.main(["run", "--retry-failed", str(tmp_path / "out"), *DATAFLOW]) == 0
+    assert capsys.readouterr().out.startswith("dry run: the DataflowRunner translated job beamapp-")
+    assert sorted((tmp_path / "out").rglob("*")) == before

@@ -271,6 +271,14 @@ def test_resume_refuses_another_config(tmp_path):
     with pytest.raises(OutputFolderError, match="resize.image_size"):
         run_local([tmp_path / "l.tsv"], tmp_path / "out", "resize.image_size=128")
     run_local([tmp_path / "l.tsv"], tmp_path / "out", "resize.image_size=128", overwrite=True)
+    # a folder made before a setting existed (run.json without it) resumes while the setting keeps its default
+    claim = json.loads((tmp_path / "out" / "run.json").read_text())
+    del claim["config"]["dedup"]["image"]
+    claim["fingerprint"] = "made by an older altcap"
+    (tmp_path / "out" / "run.json").write_text(json.dumps(claim))
+    run_local([tmp_path / "l.tsv"], tmp_path / "out", "resize.image_size=128")
+    with pytest.raises(OutputFolderError, match="dedup.image"):
+        run_local([tmp_path / "l.tsv"], tmp_path / "out", "resize.image_size=128", "dedup.image=false")
     (tmp_path / "l.tsv").write_text("a\thttp://127.0.0.1:9/a.jpg\nb\thttp://127.0.0.1:9/b.jpg\n")
     with pytest.raises(OutputFolderError, match="the input files"):
         run_local([tmp_path / "l.tsv"], tmp_path / "out", "resize.image_size=128")

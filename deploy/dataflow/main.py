@@ -52,23 +52,22 @@ def run_arguments(launcher_args: list[str], parameters: list[str]) -> list[str]:
 
 
 def main(launcher_args: list[str]) -> int:
-    from pipeline.cli import _user_errors, parser, setup_logging
-    from pipeline.config import load_config
+    from pipeline.cli import _user_errors, check_run_arguments, parser, setup_logging
     from pipeline.dry_run import dry_run, translate
-    from pipeline.run import pipeline_options, planned_run
+    from pipeline.run import pipeline_options, planned_command
 
     args, beam_args = parser().parse_known_args(run_arguments(launcher_args, template_parameters()))
     setup_logging(args.verbose)
     try:
+        check_run_arguments(args)
         options = pipeline_options(beam_args)
         checking = dry_run(options)
-        pipeline, _, _ = planned_run(args.input, args.output, load_config(args.config, args.set), options,
-                                     input_format=args.input_format, overwrite=args.overwrite, claim=not checking)
+        pipeline, _, _ = planned_command(args, options, claim=not checking)
         if checking:
             print(f"dry run: job {translate(pipeline).proto.name} translated; nothing was submitted or written")
         else:
             pipeline.run()  # the launcher submits the job it describes; no wait (see above)
-            print(f"launched: the job writes {args.output}")
+            print(f"launched: the job writes {args.output or args.retry_failed}")
     except _user_errors() as err:
         print(f"altcap: error: {err}", file=sys.stderr)
         return 2
