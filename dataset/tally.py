@@ -1,15 +1,19 @@
 """What a job wrote, tallied from its files where they were written: each shard's parquet, stats
 and reject files, and every file under rejects/pre/. Tallies add up (``add``) into one small
 record, ``written.json`` in the output folder: samples, shards and reject rows, the samples'
-sizes, a few reject examples per reason, the steps' reports. The launcher reads that one file at
+sizes, histograms of their scores (kept and dropped), a few reject examples per reason, the steps'
+reports. The launcher reads that one file at
 the end of a run instead of every shard, and checks the funnel counters against it. Its size does
-not grow with the run: counts, a histogram, at most REJECT_EXAMPLES rows per (stage, reason) and
+not grow with the run: counts, histograms, at most REJECT_EXAMPLES rows per (stage, reason) and
 FIRST_SHARDS shard ids.
 """
 
 from __future__ import annotations
 
 import json
+
+import numpy as np
+import pyarrow as pa
 
 from dataset import fileio
 from dataset.layout import pass_rejects, shard_paths
@@ -21,10 +25,27 @@ FIRST_SHARDS = 24  # the lowest shard ids with samples: the report's thumbnails 
 SIZE_BINS = [(0, 256), (256, 401), (401, 512), (512, 1024), (1024, 2048), (2048, 10**9)]
 SIZE_LABELS = [f"{lo}-{hi - 1}" if hi < 10**9 else f">={lo}" for lo, hi in SIZE_BINS]
 EXAMPLE_COLUMNS = ["stage", "reason", "url", "caption", "detail"]
+# Histograms of the scores, kept and dropped apart: (low, high, bins); values outside go to the end bins.
+SCORE_BINS = {"clip_score": (-0.1, 0.5, 30), "nsfw_score": (0.0, 1.0, 20), "watermark_score": (0.0, 1.0, 20)}
 
 
 def empty() -> dict:
-    return {"samples": 0, "shards": 0, "rejects": 0, "sizes": {}, "examples": {}, "steps": {}, "first_shards": []}
+    return {"samples": 0, "shards": 0, "rejects": 0, "sizes": {}, "examples": {}, "steps": {}, "first_shards": [],
+            "scores": {}}
+
+
+def score_counts(table: pa.Table, which: str) -> dict[str, dict[str, list[int]]]:
+    """column -> {``which``: counts per bin} of the SCORE_BINS columns ``table`` has values in."""
+    found = {}
+    for column, (low, high, bins) in SCORE_BINS.items():
+        if column not in table.column_names:
+            continue
+        values = np.asarray([v for v in table.column(column).to_pylist() if v is not None], np.float64)
+        values = values[np.isfinite(values)]
+        if len(values):
+            at = np.clip(((values - low) / (high - low) * bins).astype(np.int64), 0, bins - 1)
+            found[column] = {which: np.bincount(at, minlength=bins).tolist()}
+    return found
 
 
 def size_label(width: int | None, height: int | None) -> str:
@@ -40,8 +61,10 @@ def _example_order(row: dict) -> tuple:
 def reject_file(path: str) -> dict:
     """A tally of one reject file: its rows and the first examples of each (stage, reason)."""
     found = empty()
-    rows = read_parquet(path, EXAMPLE_COLUMNS).to_pylist()
+    table = read_parquet(path)
+    rows = table.select(EXAMPLE_COLUMNS).to_pylist()
     found["rejects"] = len(rows)
+    found["scores"] = score_counts(table, "dropped")
     for row in sorted(rows, key=_example_order):
         bucket = found["examples"].setdefault(row["stage"], {}).setdefault(row["reason"], [])
         if len(bucket) < REJECT_EXAMPLES:
@@ -55,9 +78,11 @@ def shard(out_dir: str, shard_id: int, reject_prefixes: tuple[str, ...], summed:
     paths = shard_paths(out_dir, shard_id)
     found = empty()
     if fileio.exists(paths["parquet"]):
-        table = read_parquet(paths["parquet"], ["original_width", "original_height"])
-        found.update(samples=table.num_rows, shards=1, first_shards=[shard_id] if table.num_rows else [])
-        for width, height in zip(table.column(0).to_pylist(), table.column(1).to_pylist()):
+        table = read_parquet(paths["parquet"])
+        found.update(samples=table.num_rows, shards=1, first_shards=[shard_id] if table.num_rows else [],
+                     scores=score_counts(table, "kept"))
+        sides = zip(table.column("original_width").to_pylist(), table.column("original_height").to_pylist())
+        for width, height in sides:
             label = size_label(width, height)
             found["sizes"][label] = found["sizes"].get(label, 0) + 1
     for path in [paths["rejects"], *(pass_rejects(out_dir, prefix, shard_id) for prefix in reject_prefixes)]:
@@ -89,6 +114,10 @@ def add(total: dict, more: dict, summed: dict[str, tuple[str, ...]] | None = Non
             base[name] = base.get(name, 0) + other.get(name, 0)
         total["steps"][stage] = [min(shard_id, first_id), base]
     total["first_shards"] = sorted(set(total["first_shards"]) | set(more["first_shards"]))[:FIRST_SHARDS]
+    for column, parts in more.get("scores", {}).items():
+        for which, counts in parts.items():
+            into = total.setdefault("scores", {}).setdefault(column, {})
+            into[which] = [a + b for a, b in zip(into.get(which, [0] * len(counts)), counts)]
     return total
 
 

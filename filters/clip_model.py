@@ -24,9 +24,11 @@ import functools
 import json
 import os
 import pickle
+import socket
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -123,6 +125,27 @@ def check_clip_model(clip: ClipConfig) -> tuple[torch.device, str]:
 
 
 @contextlib.contextmanager
+def _hub_cache_only_when_offline():
+    """huggingface_hub retries a connection that fails five times with backoff, 23 s a file and two
+    files a model (measured: the demo's CLIP took 46 s more in each process offline). Where the hub's
+    host name does not resolve, ask its local cache only."""
+    import huggingface_hub.constants as hub
+
+    try:
+        socket.getaddrinfo(urlsplit(hub.ENDPOINT).hostname, 443)
+        offline = False
+    except OSError:
+        offline = not hub.HF_HUB_OFFLINE
+    if offline:
+        hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if offline:
+            hub.HF_HUB_OFFLINE = False
+
+
+@contextlib.contextmanager
 def _open_clip_errors(name: str):
     try:
         yield
@@ -153,8 +176,9 @@ def load_clip(clip: ClipConfig) -> LoadedClip:
             weights = name
         else:
             try:
-                model, _, preprocess = open_clip.create_model_and_transforms(
-                    name, pretrained=pretrained or None, device=device)
+                with _hub_cache_only_when_offline():
+                    model, _, preprocess = open_clip.create_model_and_transforms(
+                        name, pretrained=pretrained or None, device=device)
                 weights = pretrained or None
                 problem = "" if pretrained else "no pretrained weights named"
             except (OSError, RuntimeError) as err:  # offline, or a tag open_clip cannot fetch

@@ -33,6 +33,7 @@ from PIL import Image
 
 from filters.image_config import ResizeConfig
 from filters.image_probe import ORIENTATION_SWAPS_SIDES, ImageInfo, open_image
+from filters.near_dup import phash
 from filters.record import Dropped
 
 WHITE = (255, 255, 255)
@@ -68,6 +69,7 @@ class EncodedImage:
     original_width: int  # displayed size before resizing
     original_height: int
     decode_scale: int  # 1, or 2/4/8 when JPEG draft mode decoded at that reduction
+    phash: str  # of the whole decoded image, upright, before the resize crops it (filters.near_dup)
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,10 @@ def transform_image(data: bytes, info: ImageInfo, config: ResizeConfig, *, max_p
     with _decode_errors():
         image.load()
         image = to_rgb(image)
+    fingerprint = phash(image.transpose(UPRIGHT[info.orientation]) if info.orientation in UPRIGHT else image)
     image = _apply_plan(image, info, plan, scale)
     return EncodedImage(encode(image, config), config.encode_format, image.width, image.height,
-                        info.width, info.height, scale)
+                        info.width, info.height, scale, fingerprint)
 
 
 @contextmanager

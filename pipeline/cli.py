@@ -7,6 +7,7 @@
     altcap config            print every setting with its default, as YAML
     altcap kb build --wikidata DUMP.json[.bz2|.gz] --output KB   compile a Wikidata KB for hypernyms
     altcap hypernymize [--kb KB] FILE|-   try hypernymization: one caption per line in, JSON lines out
+    altcap phash FOLDER_OR_IMAGE ... [--out FILE]   perceptual hashes of an evaluation set (dedup.against)
     altcap tokenize OUT_DIR [--config FILE] [--set key=value ...] [Beam options]   token files for finished shards
     altcap score OUT_DIR [--config FILE] [--set key=value ...] [Beam options]   CLIP for a folder made without it
     altcap tokenizer train OUT_DIR [--vocab N]   a byte-level BPE trained on a run's final captions
@@ -136,6 +137,12 @@ def parser() -> argparse.ArgumentParser:
                      help="spaCy NER to help find entities: auto (en_core_web_sm when installed; the "
                           "default), off, a model name or a folder nlp.to_disk wrote")
 
+    phash = commands.add_parser("phash", help="perceptual hashes of images, one per line: an evaluation set for "
+                                              "--set dedup.against=FILE")
+    phash.add_argument("paths", nargs="+", metavar="FOLDER_OR_IMAGE",
+                       help="image files, or folders searched recursively")
+    phash.add_argument("--out", metavar="FILE", help="where to write them (default: standard output)")
+
     tokenize = commands.add_parser("tokenize", help="write token files for an output folder's finished shards "
                                                     "(idempotent, resumes shard by shard)",
                                    epilog="Other options (--runner, ...) are passed to Apache Beam.")
@@ -171,6 +178,36 @@ def parser() -> argparse.ArgumentParser:
     sample_arguments(commands.add_parser("sample", help="draw images from a trained checkpoint and keep the "
                                                         "best by CLIP score"))
     return top
+
+
+def run_phash(args) -> int:
+    """``altcap phash``: one ``HASH  # path`` line per image read; what could not be read, on stderr."""
+    import os
+
+    from filters.image_config import ImageConfig
+    from filters.near_dup import phash_of_bytes
+
+    files = []
+    for path in args.paths:
+        if not os.path.exists(path):
+            raise ConfigError(f"altcap phash: {path} does not exist")
+        files += ([os.path.join(root, name) for root, _, names in sorted(os.walk(path)) for name in sorted(names)]
+                  if os.path.isdir(path) else [path])
+    lines, unreadable = [], 0
+    for path in files:
+        with open(path, "rb") as file:
+            data = file.read()
+        try:
+            lines.append(f"{phash_of_bytes(data, ImageConfig().max_pixels)}  # {path}\n")
+        except Exception:  # Pillow's plugins raise many types on files that are not images
+            unreadable += 1
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.writelines(lines)
+    else:
+        sys.stdout.writelines(lines)
+    print(f"{len(lines)} images hashed, {unreadable} files not read as images", file=sys.stderr)
+    return 0
 
 
 def run_tokenizer(args) -> int:
@@ -334,7 +371,8 @@ def dry_run_job(args, beam_args: list[str]):
 def main(argv: list[str] | None = None) -> int:
     args, beam_args = parser().parse_known_args(argv)
     tools = {"text": run_text, "kb": run_kb, "hypernymize": run_hypernymize,  # no pipeline: no Beam options
-             "tokenizer": run_tokenizer, "tokens": run_tokens, "train": run_train, "sample": run_sample}
+             "tokenizer": run_tokenizer, "tokens": run_tokens, "train": run_train, "sample": run_sample,
+             "phash": run_phash}
     if args.command in tools:
         setup_logging(False)
         if beam_args:

@@ -21,6 +21,8 @@ from pipeline.shard_step import ShardStep
 
 log = logging.getLogger("altcap")
 
+RANDOM_WEIGHTS = "clip_random_weights"  # set on the samples a model without weights embedded (not written)
+
 
 class ClipStep(ShardStep):
     stage = "clip"
@@ -90,4 +92,6 @@ class ClipStep(ShardStep):
                 outcomes[i] = reject(record, self.stage, *failure)
             else:
                 record[EMBEDDINGS.field] = (image_vectors[n], text_vectors[n])
+                if not self.info["filtering"]:
+                    record[RANDOM_WEIGHTS] = True
         return outcomes

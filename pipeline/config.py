@@ -3,7 +3,8 @@
 Each section is a dataclass beside the code it drives, the single source of its defaults:
 ``input``, ``extract`` and ``crawl`` in ``crawl/source_config.py``, ``text`` in
 ``filters/text_config.py``, the in-shard steps' sections with their steps (``pipeline.steps``:
-``download``, ``image``, ``resize``, ``clip``, ``hypernymize``), ``dedup`` and ``shards`` here, and
+``download``, ``image``, ``resize``, ``clip``, ``hypernymize``), ``dedup`` in ``filters/dedup_config.py``,
+``shards`` here, and
 ``pools`` (``pipeline/pools.py``: where the model steps run).
 ``altcap config`` prints them all as YAML. A section names the values a setting may take in
 ``CHOICES`` and checks itself in ``check``.
@@ -14,11 +15,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 
 from crawl.source_config import CrawlConfig, ExtractConfig, InputConfig
+from filters.dedup_config import DedupConfig
 from filters.settings import ConfigError, require
 from filters.text_config import TextConfig
 from pipeline import steps
@@ -40,14 +42,6 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|Tr
 
 def parse_yaml(text):
     return yaml.load(text, Loader=_Loader)
-
-
-@dataclass
-class DedupConfig:
-    CHOICES: ClassVar[dict] = {"url": {"url", "pair", "none"}}
-
-    url: str = "url"  # url: one record per image URL; pair: per (URL, alt-text); none
-    image: bool = True  # drop exact duplicate images (sha256 of the original bytes)
 
 
 @dataclass
@@ -139,6 +133,8 @@ def _check(config: Config) -> None:
     for section in config.sections.values():
         if hasattr(section, "check"):
             section.check()
+    require(config.dedup.semantic_eps is None or config.clip.enabled,
+            "dedup.semantic_eps dedups CLIP image embeddings: it needs clip.enabled=true")
 
 
 def load_config(path: str | None = None, overrides: list[str] | tuple[str, ...] = (), *,

@@ -40,5 +40,5 @@ class ImageStep(RecordStep):
                 return reject(record, self.stage, *failure)
             image = transform_image(data, info, self.resize, max_pixels=self.image.max_pixels)
         record.update(image_bytes=image.data, image_ext=image.ext, width=image.width, height=image.height,
-                      original_width=image.original_width, original_height=image.original_height)
+                      original_width=image.original_width, original_height=image.original_height, phash=image.phash)
         return record

@@ -1,21 +1,25 @@
 """The whole-run passes, in the order they run (the contract: ``pipeline.whole_run_pass``).
 
 The concept cut counts hypernyms first; the CLIP top fraction then cuts among the captions that
-stay; image dedup runs last, so it never keeps a copy that a cut drops. The funnel's order, what
-each pass re-reads on a resume, the reject and summary files and what ``--overwrite`` deletes all
-follow this list. Adding a pass: its module and one entry here."""
+stay; exact, perceptual and semantic image dedup run last, so they never keep a copy that a cut
+drops. The funnel's order, what each pass re-reads on a resume, the reject and summary files and
+what ``--overwrite`` deletes all follow this list. Adding a pass: its module and one entry here."""
 
 from __future__ import annotations
 
 from pipeline.clip_top import TopFractionCut
 from pipeline.concept_cut import ConceptFrequencyCut
 from pipeline.image_dedup import ImageDedup
+from pipeline.near_dedup import NearDuplicates
+from pipeline.semantic_dedup import SemanticDedup
 from pipeline.shard_retry import RetryFailed
 
 PASSES = (
     ConceptFrequencyCut,
     TopFractionCut,
     ImageDedup,
+    NearDuplicates,
+    SemanticDedup,
 )
 
 

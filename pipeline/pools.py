@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from filters.settings import ConfigError, require
 from pipeline.clip_step import ClipStep
 from pipeline.hypernymize_step import HypernymizeStep
+from pipeline.safety_step import SafetyStep
 from pipeline.tokens_step import TokensStep
 
-MODEL_STAGES = (ClipStep.stage, HypernymizeStep.stage, TokensStep.stage)  # the in-shard steps a GPU pool runs
+# the in-shard steps a GPU pool runs
+MODEL_STAGES = (ClipStep.stage, SafetyStep.stage, HypernymizeStep.stage, TokensStep.stage)
 
 
 @dataclass

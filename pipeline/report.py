@@ -1,4 +1,5 @@
-"""``report.html``: the run for a person — funnel, reasons, sizes, sample images, reject examples.
+"""``report.html``: the run for a person — funnel, reasons, sizes, score histograms with their cuts,
+sample images, near-duplicate pairs dropped, reject examples.
 
 One self-contained HTML file (thumbnails inlined), written after the funnel check. The sizes and
 reject examples come from the job's tally (``dataset.tally``); only the thumbnails are read from
@@ -14,9 +15,11 @@ from collections import defaultdict
 
 from dataset import fileio
 from dataset.layout import shard_paths
-from dataset.tally import FIRST_SHARDS, SIZE_LABELS
+from dataset.tally import FIRST_SHARDS, SCORE_BINS, SIZE_LABELS
+from pipeline.near_dedup import PAIRS
 
 SAMPLES_SHOWN = FIRST_SHARDS
+PAIRS_SHOWN = 24
 
 
 def _esc(value) -> str:
@@ -80,7 +83,53 @@ def tokens_line(tokens: dict) -> str:
             f"{tokens['captions_truncated']} captions cut to fit")
 
 
-def render(stats: dict, *, thumbnails, sizes: dict[str, int], examples: dict[str, dict[str, list[dict]]]) -> str:
+def score_cuts(stats: dict) -> dict[str, float]:
+    """The cut on each score the run applied (a pair at or past it was dropped)."""
+    cuts = {}
+    clip = stats.get("clip") or {}
+    if clip.get("filtering") and clip.get("min_score") is not None:
+        cuts["clip_score"] = clip["min_score"]
+    for kind in ("nsfw", "watermark"):
+        if (stats.get("safety") or {}).get(kind):
+            cuts[f"{kind}_score"] = stats["safety"][kind]["max"]
+    return cuts
+
+
+def histogram_svg(column: str, counts: dict[str, list[int]], cut: float | None) -> str:
+    """Kept (green) and dropped (grey) samples per bin of a score, stacked, with the cut as a red line."""
+    low, high, bins = SCORE_BINS[column]
+    kept, dropped = counts.get("kept", [0] * bins), counts.get("dropped", [0] * bins)
+    tallest = max(k + d for k, d in zip(kept, dropped)) or 1
+    width, height, bar = 360, 100, 360 / bins
+    shapes = []
+    for n, (k, d) in enumerate(zip(kept, dropped)):
+        for value, below, colour in ((k, 0, "#4a7"), (d, k, "#bbb")):
+            if value:
+                top = height - (below + value) / tallest * height
+                shapes.append(f"<rect x='{n * bar:.1f}' y='{top:.1f}' width='{bar - 1:.1f}' "
+                              f"height='{value / tallest * height:.1f}' fill='{colour}'/>")
+    if cut is not None:
+        x = min(max((cut - low) / (high - low), 0), 1) * width
+        shapes.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='0' y2='{height}' stroke='#d33' stroke-width='2'/>")
+    axis = f"<text x='0' y='{height + 14}' font-size='11'>{low:g}</text>" \
+           f"<text x='{width}' y='{height + 14}' font-size='11' text-anchor='end'>{high:g}</text>"
+    cut_text = f", cut {cut:g}" if cut is not None else ""
+    caption = f"{column}: {sum(kept)} kept, {sum(dropped)} dropped{cut_text}"
+    return (f"<figure class=chart><svg width='{width}' height='{height + 16}'>{''.join(shapes)}{axis}</svg>"
+            f"<figcaption>{_esc(caption)}</figcaption></figure>")
+
+
+def _pairs(out_dir: str) -> list[tuple[str, str]]:
+    """(data URI, loser key) of the near-duplicate pairs the pass saved (``pipeline.near_dedup``)."""
+    shown = []
+    for path in sorted(fileio.match(fileio.join(out_dir, PAIRS, "*.jpg")))[:PAIRS_SHOWN]:
+        data = base64.b64encode(fileio.read_bytes(path)).decode()
+        shown.append((f"data:image/jpeg;base64,{data}", path.rsplit("/", 1)[-1].removesuffix(".jpg")))
+    return shown
+
+
+def render(stats: dict, *, thumbnails, sizes: dict[str, int], examples: dict[str, dict[str, list[dict]]],
+           scores: dict | None = None, pairs: list[tuple[str, str]] = ()) -> str:
     funnel = stats["funnel"]
     widest = max((entry["in"] for entry in funnel), default=1) or 1
     rows = []
@@ -102,6 +151,12 @@ def render(stats: dict, *, thumbnails, sizes: dict[str, int], examples: dict[str
         f"<tr><td>{_esc(stage)}</td><td>{_esc(reason)}</td><td class=small>{_esc(row['url'])}</td>"
         f"<td class=small>{_esc(row['caption'])}</td><td class=small>{_esc(row['detail'])}</td></tr>"
         for stage, reasons in sorted(examples.items()) for reason, bucket in sorted(reasons.items()) for row in bucket)
+    cuts = score_cuts(stats)
+    charts = "".join(histogram_svg(column, counts, cuts.get(column))
+                     for column, counts in sorted((scores or {}).items()))
+    pair_grid = "".join(f"<figure class=pair><img src='{uri}' alt='near-duplicate pair'><figcaption>dropped "
+                        f"<code>{_esc(key)}</code> (left) beside the image kept</figcaption></figure>"
+                        for uri, key in pairs)
     check = "ok" if stats["check"]["ok"] else "FAILED: " + "; ".join(stats["check"]["problems"])
     clip = f"<p class=small>{_esc(clip_summary(stats['clip'], stats.get('clip_top')))}</p>" if stats.get("clip") else ""
     if stats.get("concepts"):
@@ -119,6 +174,8 @@ td, th {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; ve
 figure {{ display: inline-block; width: 200px; margin: 6px; vertical-align: top; }}
 figure img {{ width: 200px; height: auto; }}
 figcaption {{ font-size: 80%; }}
+figure.chart, figure.pair {{ width: auto; }}
+figure.pair img {{ width: 256px; }}
 </style></head><body>
 <h1>altcap run report</h1>
 <p>{stats['samples']} samples in {stats['shards']} shard(s), {stats['rejects']} rejects;
@@ -131,8 +188,10 @@ accounting check: <b>{_esc(check)}</b>; {stats['timings']['wall_s']:.1f} s; star
 {''.join(rows)}</table>
 <h2>Original size of the samples (smaller side, px)</h2>
 <table><tr><th>side</th><th>samples</th><th></th></tr>{size_rows}</table>
+{f"<h2>Scores</h2><div>{charts}</div>" if charts else ""}
 <h2>Samples</h2>
 <div>{grid or '<p>no samples</p>'}</div>
+{f"<h2>Near-duplicates dropped</h2><div>{pair_grid}</div>" if pair_grid else ""}
 <h2>Reject examples</h2>
 <table><tr><th>stage</th><th>reason</th><th>url</th><th>caption</th><th>detail</th></tr>
 {example_rows}</table>
@@ -143,7 +202,8 @@ accounting check: <b>{_esc(check)}</b>; {stats['timings']['wall_s']:.1f} s; star
 def write_report(out_dir: str, stats: dict, written: dict) -> str:
     """The report of a run whose job wrote the tally ``written``."""
     tars = [shard_paths(out_dir, shard_id)["tar"] for shard_id in written["first_shards"]]
-    page = render(stats, thumbnails=_thumbnails(tars), sizes=written["sizes"], examples=written["examples"])
+    page = render(stats, thumbnails=_thumbnails(tars), sizes=written["sizes"], examples=written["examples"],
+                  scores=written.get("scores"), pairs=_pairs(out_dir))
     path = fileio.join(out_dir, "report.html")
     fileio.write_bytes(path, page.encode("utf-8"))
     return path

@@ -36,7 +36,7 @@ from pipeline.shard_builder import StaleShardError
 from pipeline.shard_retry import RetryFailed
 from pipeline.sources import PAGES, ReadSource
 from pipeline.stages import URL_DEDUP, AssignShards, UrlDedup
-from pipeline.steps import enabled_steps
+from pipeline.steps import SHARD_STEPS, enabled_steps
 from pipeline.text_stage import TEXT, TextRules
 from pipeline.written import WriteTally
 
@@ -81,6 +81,7 @@ def previous_outputs(out_dir: str) -> list[str]:
     patterns = [(SHARDS, "*"), (REJECTS, "*.parquet"), ("stats.json",), (tally.WRITTEN,)]
     patterns += [(side.folder, "*") for side in SIDE_FILES]
     patterns += [(each.summary_file,) for each in passes.PASSES if each.summary_file]
+    patterns += [(left,) for each in passes.PASSES for left in each.leaves]
     return [path for pattern in patterns for path in fileio.match(fileio.join(out_dir, *pattern))]
 
 
@@ -224,6 +225,9 @@ def planned_run(inputs: list[str], out_dir: str, config: Config, options: Pipeli
     steps = enabled_steps(config)
     for step in steps:
         step.preflight(config)  # a wrong model name or file fails here, not in every worker
+    for step in SHARD_STEPS:
+        if step not in steps and (notice := step.unused(config)):
+            log.info(notice)
     if claim:
         prepare_output(out_dir, items, config, overwrite=overwrite)
         for step in steps:

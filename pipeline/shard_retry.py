@@ -94,8 +94,10 @@ class ShardRetry:
     tally: Counter = field(default_factory=Counter)
 
     def start(self) -> None:
-        """Unmark the shard as done, then clear the pass rejects of the samples fetched again."""
-        fileio.delete([self.paths["stats"], *self.cleared])
+        """Unmark the shard as done, then clear the pass rejects of the samples fetched again (with
+        what a pass keeps beside them: ``pipeline.semantic_dedup``'s embeddings)."""
+        beside = [path.removesuffix(".parquet") + ".npy" for path in self.cleared]
+        fileio.delete([self.paths["stats"], *self.cleared, *(path for path in beside if fileio.exists(path))])
 
     def _written(self, steps: list[ShardStep]) -> Iterator[dict]:
         """The shard's samples as records, with their side-file values, in shard order."""

@@ -9,7 +9,8 @@ from that list.
 - ``settings``: the config sections the step owns (name -> dataclass); the config is assembled
   from them, and ``build`` hands the step its sections.
 - ``enabled(config)`` and ``preflight(config)``: whether the run uses the step, and the check it
-  needs in the launcher before workers start (a model name that does not exist, a file missing).
+  needs in the launcher before workers start (a model name that does not exist, a file missing);
+  ``unused(config)``: the one line the run says when the step is off for want of a model.
 - ``claim(config, out_dir)``: what the step records in the output folder, or checks there, before
   workers start (the tokenizers that made a folder's token files).
 - ``resolved(config)``: what settings that depend on the machine stand for on it (dotted setting ->
@@ -54,6 +55,11 @@ class ShardStep:
     @classmethod
     def enabled(cls, config: Config) -> bool:
         return True
+
+    @classmethod
+    def unused(cls, config: Config) -> str | None:
+        """What the run says in one line when the step is off for want of a model or file; None: nothing."""
+        return None
 
     @classmethod
     def preflight(cls, config: Config) -> None:

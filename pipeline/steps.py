@@ -6,15 +6,19 @@ schema columns in ``dataset.schema`` when it adds fields)."""
 from __future__ import annotations
 
 from pipeline.clip_step import ClipStep
+from pipeline.decontaminate_step import DecontaminateStep
 from pipeline.download_step import DownloadStep
 from pipeline.hypernymize_step import HypernymizeStep
 from pipeline.image_step import ImageStep
+from pipeline.safety_step import SafetyStep
 from pipeline.tokens_step import TokensStep
 
 SHARD_STEPS = (
     DownloadStep,
     ImageStep,
+    DecontaminateStep,
     ClipStep,
+    SafetyStep,
     HypernymizeStep,
     TokensStep,
 )

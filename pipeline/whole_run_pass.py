@@ -34,6 +34,7 @@ class WholeRunPass(beam.PTransform):
     reason: ClassVar[str]
     rejects: ClassVar[str]
     summary_file: ClassVar[str | None] = None
+    leaves: ClassVar[tuple[str, ...]] = ()  # other files it writes (globs under the output folder)
     monotone: ClassVar[bool] = False
 
     @classmethod

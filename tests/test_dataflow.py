@@ -29,6 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from apache_beam.internal import pickler
 from apache_beam.internal.gcp import auth
@@ -37,6 +38,7 @@ from apache_beam.portability.api import beam_runner_api_pb2 as protos
 
 from crawl.serve import Route
 from crawl.source_config import InputConfig
+from filters.safety_heads import save_head
 from pipeline import cli, score, tokenize
 from pipeline.demo import gallery_html, warc_response
 from pipeline.dry_run import translate
@@ -72,6 +74,15 @@ GROUPINGS = {
         "clip_top/GatherAtCut/GatherAtCut/CombinePerKey/GroupByKey": "global: the scores in the cut's bin",
         "image_dedup/GroupBySha256": "an image sha256: (key, shard) of its copies",
         "image_dedup/JoinLosers/CoGroupByKeyImpl/GroupByKey": "a shard id: its sample count and losers",
+        "near_dedup/GroupByBand": "a (band, band bits) of pHashes: (hash, key, shard) of ~1/64 of the samples at "
+                                  "distance 10 (640 groups)",
+        "near_dedup/SmallestWinner/GroupByKey": "a loser key: its winners, one per band it shares (<= 11)",
+        "near_dedup/JoinLosers/CoGroupByKeyImpl/GroupByKey": "a shard id: its sample count and losers",
+        "semantic_dedup/CountSamples/CombinePerKey/GroupByKey": "global: a count",
+        "semantic_dedup/GatherSample/GatherSample/CombinePerKey/GroupByKey": "global: the k-means sample",
+        "semantic_dedup/GroupByCluster": "a k-means cluster: (key, shard, embedding) of its samples (~sqrt(n))",
+        "semantic_dedup/CountDuplicates/CombineGlobally(CountCombineFn)/CombinePerKey/GroupByKey": "global: a count",
+        "semantic_dedup/JoinLosers/CoGroupByKeyImpl/GroupByKey": "a shard id: its sample count and losers",
         "WriteRejects/Write/WriteImpl/GroupByKey": "global: the names of the files written (Beam's file sink)",
         "Written/AddTallies/CombinePerKey/GroupByKey": TALLY,
     },
@@ -92,6 +103,11 @@ GLOBAL_COMBINES = {  # the combines over one constant key (CombineGlobally): the
     "clip_top/ScoreHistogram/CombinePerKey": ("SumCounts", "pairs per score bin"),
     "clip_top/GatherAtCut/GatherAtCut/CombinePerKey": ("ToListCombineFn", "the scores in the bin that holds the cut"),
     "Written/AddTallies/CombinePerKey": ("AddTallies", TALLY),
+    "semantic_dedup/CountSamples/CombinePerKey": ("NoSideInputsCallableWrapperCombineFn", "a count (sum)"),
+    "semantic_dedup/GatherSample/GatherSample/CombinePerKey": (
+        "ToListCombineFn", "the k-means sample: at most dedup.semantic_sample float16 embeddings (100 MB at "
+                           "100,000 x 512)"),
+    "semantic_dedup/CountDuplicates/CombineGlobally(CountCombineFn)/CombinePerKey": ("CountCombineFn", "a count"),
 }
 SIDE_INPUTS = {
     "run": {
@@ -109,6 +125,11 @@ SIDE_INPUTS = {
         "WriteRejects/Write/WriteImpl/Extract": "Beam's file sink: the names of the files written",
         "WriteRejects/Write/WriteImpl/PreFinalize": "Beam's file sink: the names of the files written",
         "Written/AddTallies/UnKey": TALLY,
+        "semantic_dedup/CountSamples/UnKey": "the samples reaching the pass",
+        "semantic_dedup/CountSamples/InjectDefault": "the samples reaching the pass",
+        "semantic_dedup/GatherSample/GatherSample/UnKey": "the k-means sample",
+        "semantic_dedup/FitKMeans": "the centroids: clusters x embedding size",
+        "semantic_dedup/CountDuplicates/CombineGlobally(CountCombineFn)/UnKey": "the duplicates found",
     },
     "tokenize": {},
 }
@@ -123,13 +144,19 @@ JOBS = list(ON_GPUS)
 
 @pytest.fixture(scope="module")
 def every_step(tmp_path_factory, tiny_model):  # noqa: F811
-    """Settings for a job with every step and pass: the repeated-caption cut, CLIP (a tiny offline
-    model), hypernymization, the tokens (a random VQ) and the whole-run cuts."""
+    """Settings for a job with every step and pass: the repeated-caption cut, an evaluation set, CLIP
+    (a tiny offline model), an NSFW head, hypernymization, the tokens (a random VQ), the whole-run
+    cuts and the near-duplicate and semantic dedup."""
     vq = save_random_vq(tmp_path_factory.mktemp("vq") / "vq", blocks=4, codes=64)
+    safety = tmp_path_factory.mktemp("safety")
+    save_head(str(safety / "nsfw.safetensors"), [(np.ones((1, 32), np.float32), np.zeros(1, np.float32))],
+              kind="nsfw", embedding="tiny", l2_normalize=True)
+    (safety / "eval.txt").write_text("0123456789abcdef\n")
     return ["text.max_repeats=10", "clip.enabled=true", f"clip.model={tiny_model}", "clip.device=cpu",
             "clip.precision=fp32", "clip.top_fraction=0.6", "hypernymize.enabled=true", "hypernymize.spacy_model=off",
             "hypernymize.min_concept_mentions=5", "tokens.enabled=true", f"tokens.image_model={vq}",
-            "tokens.device=cpu", "tokens.precision=fp32"]
+            "tokens.device=cpu", "tokens.precision=fp32", f"safety.nsfw_head={safety / 'nsfw.safetensors'}",
+            f"dedup.against={safety / 'eval.txt'}", "dedup.near_distance=10", "dedup.semantic_eps=0.05"]
 
 
 @pytest.fixture(scope="module")

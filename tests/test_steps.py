@@ -170,12 +170,14 @@ def test_record_steps_run_fused_in_the_pool_and_batch_steps_see_full_batches():
 
 
 def test_the_lists_make_the_funnel_order_and_the_config():
-    assert stage_order() == ("source", "text", "url_dedup", "download", "image", "clip", "hypernymize",
-                             "tokens", "concepts", "clip_top", "image_dedup")
+    assert stage_order() == ("source", "text", "url_dedup", "download", "image", "decontaminate", "clip", "safety",
+                             "hypernymize", "tokens", "concepts", "clip_top", "image_dedup", "near_dedup",
+                             "semantic_dedup")
     sections = Config().to_dict()
     for step in steps.SHARD_STEPS:
         assert set(step.settings) <= set(sections)
-    assert [each.stage for each in passes.PASSES] == ["concepts", "clip_top", "image_dedup"]
+    assert [each.stage for each in passes.PASSES] == ["concepts", "clip_top", "image_dedup", "near_dedup",
+                                                      "semantic_dedup"]
 
 
 def test_overwrite_deletes_every_side_file_and_pass_summary(tmp_path):
@@ -183,6 +185,7 @@ def test_overwrite_deletes_every_side_file_and_pass_summary(tmp_path):
     leftovers = ["shards/00000.tar", "rejects/top-00000.parquet", "rejects/pre/part-0.parquet", "stats.json"]
     leftovers += [f"{side.folder}/00003.npy" for side in SIDE_FILES]
     leftovers += [each.summary_file for each in passes.PASSES if each.summary_file]
+    leftovers += ["near_pairs/0123.jpg", "rejects/semantic-00000.npy"]  # what passes leave beside
     for name in leftovers:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(b"an earlier run")
