@@ -1,8 +1,9 @@
-"""Near-duplicate costs, one core: pHash images/s, grouping random hashes by band, and the pair search
-inside one band group.
+"""Dedup costs, one core: pHash images/s, grouping random hashes by band, the pair search inside one
+band group, and SemDeDup on embeddings.
 
     .venv/bin/python benchmarks/dedup.py [--photos 180] [--sizes 100000] [--max-distance 10] [--planted 0.01]
-                                         [--group-sizes 1600 16000] [--tables phash grouping pairs]
+                                         [--group-sizes 1600 16000] [--embeddings 100000]
+                                         [--tables phash grouping pairs semdedup]
 
 pHash: the skimage photos (300-1411 px a side), hashed from decoded images and from their JPEG q90
 bytes (decode + EXIF orientation + hash, as ``load_hashes`` reads an evaluation folder).
@@ -22,6 +23,9 @@ hashes, over chunks of 256 (what ``_first_within`` does), and faiss's multi-inde
 (IndexBinaryMultiHash, 4 tables of 16 bits flipping up to max_distance // 4 bits each: exact, as
 one table differs in at most that many bits; uniform groups only).
 "same" compares with numpy.
+
+SemDeDup: CLIP-like embeddings with 5% planted duplicates (``benchmarks/semdedup.py``'s data), k-means
+fit, assignment and the within-cluster pass (``filters.semdedup``), planted pairs with one dropped.
 
 Each table is one function in TABLES taking the parsed arguments; another measurement is another
 function added there (its name is a --tables choice).
@@ -51,6 +55,7 @@ from filters.near_dup import (
     phash,
     phash_of_bytes,
 )
+from filters.semdedup import fit_centroids, nearest_centroid
 
 MAX_PIXELS = 89_478_485
 PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "coins", "hubble_deep_field", "immunohistochemistry", "moon",
@@ -215,7 +220,27 @@ def pair_search_table(args) -> Table:
                  ("hashes", "layout", "search", "ms", "ns/pair", "same"), rows)
 
 
-TABLES = {"phash": phash_table, "grouping": grouping_table, "pairs": pair_search_table}
+def semdedup_table(args) -> Table:
+    """SemDeDup on CLIP-like embeddings with planted duplicates (benchmarks/semdedup.py has the data,
+    and compares the k-means of scikit-learn)."""
+    from semdedup import clip_like, dedup_all, scores, timed
+
+    rows = []
+    for count in args.embeddings:
+        x, pairs = clip_like(count, 512, count // 20, seed=0)
+        centroids, fit_s = timed(fit_centroids, x, 100, 0)
+        ids, assign_s = timed(nearest_centroid, x, centroids)
+        found, dedup_s = timed(dedup_all, x, ids, centroids, 0.01)
+        tally = scores(found, pairs, ids)
+        rows.append((f"{count:,}", f"{fit_s:.1f}", f"{assign_s:.1f}", f"{dedup_s:.1f}",
+                     f"{fit_s + assign_s + dedup_s:.1f}",
+                     f"{tally['planted pairs with one dropped']}/{tally['duplicates planted']}",
+                     tally["dropped, not planted"]))
+    return Table("SemDeDup, 512-d, k=100, eps 0.01 (faiss k-means, one thread)",
+                 ("embeddings", "fit s", "assign s", "dedup s", "total s", "planted found", "false"), rows)
+
+
+TABLES = {"phash": phash_table, "grouping": grouping_table, "pairs": pair_search_table, "semdedup": semdedup_table}
 
 
 def print_table(table: Table) -> None:
@@ -238,6 +263,7 @@ def main() -> None:
     parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES))
     parser.add_argument("--max-distance", type=int, default=DEFAULT_MAX_DISTANCE)
     parser.add_argument("--planted", type=float, default=0.01, help="fraction of hashes that are planted copies")
+    parser.add_argument("--embeddings", type=int, nargs="+", default=[100_000], help="embeddings SemDeDup sees")
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     for name in args.tables:
