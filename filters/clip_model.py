@@ -22,6 +22,7 @@ import contextlib
 import copy
 import functools
 import json
+import logging
 import os
 import pickle
 import socket
@@ -145,6 +146,25 @@ def _hub_cache_only_when_offline():
             hub.HF_HUB_OFFLINE = False
 
 
+class _FromOpenClip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"{os.sep}open_clip{os.sep}" not in record.pathname
+
+
+@contextlib.contextmanager
+def _open_clip_quiet():
+    """open_clip logs on the root logger why weights did not load ("Failed to download weights",
+    as an ERROR); ``LoadedClip.problem`` says it once in the run's own words instead (and a worker's
+    ERROR would reach the terminal as a Beam worker error)."""
+    quiet = _FromOpenClip()
+    root = logging.getLogger()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+
+
 @contextlib.contextmanager
 def _open_clip_errors(name: str):
     try:
@@ -164,7 +184,7 @@ def load_clip(clip: ClipConfig) -> LoadedClip:
     name, pretrained = clip.model, clip.pretrained
     weights: str | None = None
     problem = ""
-    with torch.random.fork_rng(devices=[]), _open_clip_errors(name):
+    with torch.random.fork_rng(devices=[]), _open_clip_errors(name), _open_clip_quiet():
         torch.manual_seed(0)  # a model without weights scores the same in every worker and run
         if name.startswith(LOCAL_DIR):
             folder = name[len(LOCAL_DIR):]

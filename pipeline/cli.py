@@ -8,6 +8,9 @@
     altcap kb build --wikidata DUMP.json[.bz2|.gz] --output KB   compile a Wikidata KB for hypernyms
     altcap hypernymize [--kb KB] FILE|-   try hypernymization: one caption per line in, JSON lines out
     altcap phash FOLDER_OR_IMAGE ... [--out FILE]   perceptual hashes of an evaluation set (dedup.against)
+    altcap stats OUT_DIR | altcap report OUT_DIR   a finished run's funnel; its report.html again
+    altcap ls OUT_DIR [--reason R]   the keys rejected for a reason (without: the count of each reason)
+    altcap inspect OUT_DIR --key K [--into DIR]   one sample's record and image, or a reject's
     altcap tokenize OUT_DIR [--config FILE] [--set key=value ...] [Beam options]   token files for finished shards
     altcap score OUT_DIR [--config FILE] [--set key=value ...] [Beam options]   CLIP for a folder made without it
     altcap tokenizer train OUT_DIR [--vocab N]   a byte-level BPE trained on a run's final captions
@@ -173,11 +176,60 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("-n", type=int, default=4, metavar="N", help="without --key: the first N samples (default 4)")
     show.add_argument("--png", metavar="FILE", help="where to write the picture (default: OUT_DIR/tokens/show.png)")
 
+    stats = commands.add_parser("stats", help="print a finished run's funnel")
+    stats.add_argument("output", metavar="OUT_DIR", help="the output folder of a run")
+    report = commands.add_parser("report", help="write a finished run's report.html again")
+    report.add_argument("output", metavar="OUT_DIR", help="the output folder of a run")
+    ls = commands.add_parser("ls", help="the keys rejected for a reason, or the count of each reason")
+    ls.add_argument("output", metavar="OUT_DIR", help="the output folder of a run")
+    ls.add_argument("--reason", metavar="R", help="list the keys rejected for R (key, stage, detail per line)")
+    inspect = commands.add_parser("inspect", help="one record of a run: a sample with its image, or a reject")
+    inspect.add_argument("output", metavar="OUT_DIR", help="the output folder of a run")
+    inspect.add_argument("--key", required=True, metavar="K", help="the sample key")
+    inspect.add_argument("--into", default=".", metavar="DIR", help="where the image goes (default: here)")
+
     train_arguments(commands.add_parser("train", help="train the DALL-E-style transformer on token files "
                                                       "(torchrun -m trainer.train for many GPUs)"))
     sample_arguments(commands.add_parser("sample", help="draw images from a trained checkpoint and keep the "
                                                         "best by CLIP score"))
+    with_examples(top)
     return top
+
+
+EXAMPLES = {
+    "run": "altcap run --input 'crawl/*.warc.gz' --output out/ --set clip.enabled=true",
+    "demo": "altcap demo --output demo-out",
+    "text": "echo 'A red fox in the snow' | altcap text --preset cc3m -",
+    "config": "altcap config > my.yaml",
+    "kb": "altcap kb build --wikidata latest-all.json.bz2 --output kb/",
+    "hypernymize": "echo 'Harrison Ford at the premiere' | altcap hypernymize -",
+    "phash": "altcap phash imagenet-val/ --out imagenet-val.phash",
+    "tokenize": "altcap tokenize out/ --set tokens.image_model=org/repo/vqgan",
+    "score": "altcap score out/ --set clip.top_fraction=0.3",
+    "tokenizer": "altcap tokenizer train out/ --vocab 16384",
+    "tokens": "altcap tokens show out/ -n 4",
+    "stats": "altcap stats out/",
+    "report": "altcap report out/",
+    "ls": "altcap ls out/ --reason http_404",
+    "inspect": "altcap inspect out/ --key 3f2a9c0e1b7d4a6e8c21 --into /tmp",
+    "train": "altcap train --set data=[out/] --set size=tiny --set max_steps=1000",
+    "sample": "altcap sample --checkpoint ckpt/ --prompt 'a red fox in the snow' -n 8 --keep 2",
+}
+
+
+def with_examples(top: argparse.ArgumentParser) -> None:
+    """An example under every command's --help, and a few under altcap --help."""
+    commands = next(action for action in top._actions if isinstance(action, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.epilog = "\n\n".join(filter(None, (command.epilog, f"example:\n  {EXAMPLES[name]}")))
+        for action in command._actions:  # kb build, tokenizer train, tokens show: their parent's example
+            if isinstance(action, argparse._SubParsersAction):
+                for nested in action.choices.values():
+                    nested.formatter_class = argparse.RawDescriptionHelpFormatter
+                    nested.epilog = f"example:\n  {EXAMPLES[name]}"
+    top.formatter_class = argparse.RawDescriptionHelpFormatter
+    top.epilog = "examples:\n" + "".join(f"  {EXAMPLES[name]}\n" for name in ("demo", "run", "stats", "inspect"))
 
 
 def run_phash(args) -> int:
@@ -207,6 +259,72 @@ def run_phash(args) -> int:
     else:
         sys.stdout.writelines(lines)
     print(f"{len(lines)} images hashed, {unreadable} files not read as images", file=sys.stderr)
+    return 0
+
+
+def finished_stats(out_dir: str) -> dict:
+    import json
+    import os
+
+    path = os.path.join(out_dir, "stats.json")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{out_dir} holds no finished run (no stats.json)")
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def run_stats(args) -> int:
+    """``altcap stats``: the funnel of a finished run, as ``altcap run`` ends."""
+    print_summary(finished_stats(args.output))
+    return 0
+
+
+def run_report(args) -> int:
+    """``altcap report``: report.html written again from stats.json and the job's tally."""
+    from dataset import tally
+    from pipeline.report import write_report
+
+    stats = finished_stats(args.output)
+    print(f"report for a person: {write_report(args.output, stats, tally.read(args.output))}")
+    return 0
+
+
+def run_ls(args) -> int:
+    """``altcap ls``: key, stage and detail of each record rejected for ``--reason``; without it, the
+    reject count of each reason. Exit status 1 when no record was rejected for the reason."""
+    from dataset.inspect import reasons, rejected_keys
+
+    if not args.reason:
+        for reason, n in reasons(args.output).items():
+            print(f"{n}\t{reason}")
+        return 0
+    found = 0
+    for key, stage, detail in rejected_keys(args.output, args.reason):
+        found += 1
+        print(f"{key}\t{stage}\t{detail or ''}")
+    if not found:
+        print(f"no record was rejected for {args.reason!r}; the reasons here: {', '.join(reasons(args.output))}",
+              file=sys.stderr)
+    return 0 if found else 1
+
+
+def run_inspect(args) -> int:
+    """``altcap inspect``: a record's full row as JSON, and the sample's image written into ``--into``."""
+    import json
+    import os
+
+    from dataset.inspect import find_record
+
+    found = find_record(args.output, args.key)
+    if found is None:
+        raise ConfigError(f"{args.output} has no sample or reject with key {args.key}")
+    row, image, ext = found
+    print(json.dumps(row, indent=1, ensure_ascii=False, default=str))
+    if image is not None:
+        path = os.path.join(args.into, f"{args.key}.{ext}")
+        with open(path, "wb") as file:
+            file.write(image)
+        print(f"image: {path}")
     return 0
 
 
@@ -372,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     args, beam_args = parser().parse_known_args(argv)
     tools = {"text": run_text, "kb": run_kb, "hypernymize": run_hypernymize,  # no pipeline: no Beam options
              "tokenizer": run_tokenizer, "tokens": run_tokens, "train": run_train, "sample": run_sample,
-             "phash": run_phash}
+             "phash": run_phash, "stats": run_stats, "report": run_report, "ls": run_ls, "inspect": run_inspect}
     if args.command in tools:
         setup_logging(False)
         if beam_args:

@@ -13,6 +13,7 @@ Each section is a dataclass beside the code it drives, the single source of its 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -117,16 +118,27 @@ def _coerce(value: Any, annotation: str, where: str) -> Any:
 def _apply(config: Config, section: str, key: str, value: Any, origin: str) -> None:
     where = f"{origin}: {section}.{key}"
     if section not in config.sections:
-        raise ConfigError(f"{origin}: unknown section {section!r} (known: {', '.join(config.sections)})")
+        raise ConfigError(f"{origin}: unknown section {section!r}{_closest(config, section, key)} "
+                          f"(known: {', '.join(config.sections)})")
     part = config.sections[section]
     hints = {f.name: f.type for f in dataclasses.fields(part)}
     if key not in hints:
-        raise ConfigError(f"{origin}: unknown key {section}.{key} (known: {', '.join(hints)})")
+        raise ConfigError(f"{origin}: unknown key {section}.{key}{_closest(config, section, key)} "
+                          f"(known: {', '.join(hints)})")
     value = _coerce(value, hints[key], where)
     allowed = getattr(part, "CHOICES", {}).get(key)
     if allowed and value not in allowed:
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(sorted(allowed))}")
     setattr(part, key, value)
+
+
+def _closest(config: Config, section: str, key: str) -> str:
+    """"; did you mean S.K?" naming the valid setting closest to ``section.key``: the same key in
+    another section first, else the nearest spelling (difflib); "" when none is near."""
+    names = [f"{name}.{f.name}" for name, part in config.sections.items() for f in dataclasses.fields(part)]
+    moved = [name for name in names if name.endswith(f".{key}")]
+    found = moved or difflib.get_close_matches(f"{section}.{key}", names, n=1, cutoff=0.75)
+    return f"; did you mean {found[0]}?" if found else ""
 
 
 def _check(config: Config) -> None:

@@ -173,6 +173,9 @@ def test_the_demo_runs_offline_end_to_end(tmp_path):
                       "clip_top": (11, 11, 0), "image_dedup": (11, 10, 1)}
     assert stats["clip"]["filtering"] is False  # offline: no weights, nothing dropped for a score
     assert "10 samples in 3 shard(s)" in done.stdout and "report for a person" in done.stdout
+    terminal = done.stdout + done.stderr
+    assert "Traceback" not in terminal and "ERROR" not in terminal, terminal  # CLIP's missing weights: one line
+    assert terminal.count("scores are random and no pair was dropped") == 1
     report = (tmp_path / "demo" / "report.html").read_text()
     assert report.count("<figure>") == 10 and "NO WEIGHTS" in report
     assert (tmp_path / "demo" / "input" / "gallery.warc.gz").exists()

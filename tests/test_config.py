@@ -29,8 +29,10 @@ def test_yaml_then_overrides(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("image.min_sides=3", "unknown key image.min_sides"),
-    ("imag.min_side=3", "unknown section 'imag'"),
+    ("image.min_sides=3", "unknown key image.min_sides; did you mean image.min_side?"),
+    ("imag.min_side=3", "unknown section 'imag'; did you mean image.min_side?"),
+    ("download.max_nsfw=0.3", "unknown key download.max_nsfw; did you mean safety.max_nsfw?"),
+    ("clip.frobnicate=1", r"unknown key clip.frobnicate \(known: "),
     ("image.min_side=big", "expected a whole number"),
     ("resize.resize_mode=stretch", "not one of"),
     ("download.threads=0", "download.threads must be > 0"),
