@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_model_files import Payload
 
 from filters.safety_heads import (
     ImageClassifierScorer,
@@ -133,16 +134,6 @@ def test_extreme_logits_stay_in_range_without_warnings(tmp_path):
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         scores = head.scores(np.array([[1.0] * 8, [-1.0] * 8], dtype=np.float32))
     assert scores.tolist() == [1.0, 0.0]
-
-
-class Payload:
-    """Unpickling this creates ``marker``: what a malicious checkpoint could do, done harmlessly."""
-
-    def __init__(self, marker: pathlib.Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return pathlib.Path.touch, (self.marker,)
 
 
 def torch_pickle(path: pathlib.Path, marker: pathlib.Path) -> pathlib.Path:
