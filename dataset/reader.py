@@ -77,8 +77,11 @@ def tar_samples(path: str) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield current, members
 
 
+META_EXTS = ("txt", "json")  # a sample's members beside its image
+
+
 def image_ext_of(members: dict[str, bytes]) -> str:
-    return next(ext for ext in members if ext not in ("txt", "json"))
+    return next(ext for ext in members if ext not in META_EXTS)
 
 
 def written_records(tar_path: str) -> Iterator[dict]:

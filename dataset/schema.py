@@ -61,6 +61,7 @@ REJECT_SCHEMA = pa.schema([
     ("watermark_score", pa.float32()),
     ("status", pa.string()),
     ("error_message", pa.string()),
+    ("thumbnail", pa.binary()),  # a small JPEG, for the few rejects the report shows (dataset.thumbnails)
 ])
 
 

@@ -15,7 +15,8 @@ from dataset import fileio
 from dataset.layout import SideFile
 from dataset.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, reject_row, sample_row, table
 from dataset.side_arrays import side_array, write_side
-from filters.record import is_rejected
+from dataset.thumbnails import REJECT_EXAMPLES, example_order, with_thumbnails
+from filters.record import REJECTED_IMAGE, is_rejected
 
 TAR_MTIME = 0  # fixed member times keep shards byte-identical between runs
 
@@ -61,6 +62,7 @@ class ShardWriter:
         self.paths = paths
         self.samples: list[dict] = []
         self.rejects: list[dict] = []
+        self.reject_images: dict[tuple[str, str], list[tuple[tuple, str, bytes]]] = {}
         self.side_rows: dict[SideFile, list[tuple]] = {side: [] for side in side_files}
         self._tar_context = fileio.atomic_write(paths["tar"])
         with naming(paths["tar"]):
@@ -69,7 +71,10 @@ class ShardWriter:
 
     def add(self, outcome: dict) -> None:
         if is_rejected(outcome):
-            self.rejects.append(reject_row(outcome))
+            row = reject_row(outcome)
+            self.rejects.append(row)
+            if outcome.get(REJECTED_IMAGE):
+                self._keep_image(row, outcome[REJECTED_IMAGE])
             return
         row = sample_row(outcome)
         key = outcome["key"]
@@ -82,12 +87,20 @@ class ShardWriter:
             if side.field in outcome:
                 rows.append((key, *outcome[side.field]))
 
+    def _keep_image(self, row: dict, image: bytes) -> None:
+        """Hold the image of a reject that may be shown (among the first of its reason), drop the rest."""
+        held = self.reject_images.setdefault((row["stage"], row["reason"]), [])
+        held.append((example_order(row), row["key"], image))
+        held.sort(key=lambda item: item[0])
+        del held[REJECT_EXAMPLES:]
+
     def commit(self, stats: dict) -> None:
         with naming(self.paths["tar"]):
             self._tar.close()
             self._tar_context.__exit__(None, None, None)
         write_parquet(self.paths["parquet"], self.samples, SAMPLE_SCHEMA)
-        write_parquet(self.paths["rejects"], self.rejects, REJECT_SCHEMA)
+        images = {key: image for held in self.reject_images.values() for _, key, image in held}
+        write_parquet(self.paths["rejects"], with_thumbnails(self.rejects, images), REJECT_SCHEMA)
         for side, rows in self.side_rows.items():
             if rows:
                 with naming(self.paths[side.folder]):

@@ -274,20 +274,30 @@ def load_hashes(path: str, max_distance: int, max_pixels: int) -> HashIndex:
     return index
 
 
+def files_under(path: str) -> list[str]:
+    """A file, or every file under a folder in a stable order."""
+    if not os.path.isdir(path):
+        return [path]
+    return [os.path.join(root, name) for root, _, names in sorted(os.walk(path)) for name in sorted(names)]
+
+
+def file_hashes(paths: list[str], max_pixels: int) -> Iterator[tuple[str, str | None]]:
+    """(path, pHash) of each file; None for a file that does not read as an image."""
+    for path in paths:
+        with open(path, "rb") as file:
+            data = file.read()
+        try:
+            yield path, phash_of_bytes(data, max_pixels)
+        except MemoryError:
+            raise
+        except Exception:  # Pillow's plugins raise many types on files that are not images
+            yield path, None
+
+
 def _folder_hashes(folder: str, max_pixels: int) -> tuple[list[str], int]:
-    hashes, unreadable = [], 0
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
-            with open(os.path.join(root, name), "rb") as file:
-                data = file.read()
-            try:
-                hashes.append(phash_of_bytes(data, max_pixels))
-            except MemoryError:
-                raise
-            except Exception:  # Pillow's plugins raise many types on files that are not images
-                unreadable += 1
-    return hashes, unreadable
+    found = [phash for _, phash in file_hashes(files_under(folder), max_pixels)]
+    hashes = [phash for phash in found if phash is not None]
+    return hashes, len(found) - len(hashes)
 
 
 def _text_hashes(path: str) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Iterable, Iterator
 
 SOURCE = "source"  # the first stage: the readers in crawl/ reject with it; the others name theirs
 
+REJECTED_IMAGE = "rejected_image"  # a reject's image bytes, for the report's thumbnails (dataset.thumbnails)
 KEY_HEX_CHARS = 20  # 80 bits: collisions stay unlikely up to ~10^11 records
 
 
@@ -37,8 +38,11 @@ def new_record(image_url: str, alt_raw: str, *, page_url: str | None = None, sou
 
 
 def reject(record: dict, stage: str, reason: str, detail: str = "") -> dict:
-    """A copy of ``record`` marked as dropped by ``stage`` for ``reason``; heavy fields are left out."""
+    """A copy of ``record`` marked as dropped by ``stage`` for ``reason``. Its image bytes, if any, move
+    to REJECTED_IMAGE: the shard writer makes thumbnails of a few and lets the rest go."""
     out = {k: v for k, v in record.items() if k != "image_bytes"}
+    if record.get("image_bytes"):
+        out[REJECTED_IMAGE] = record["image_bytes"]
     out["stage"] = stage
     out["reason"] = reason
     out["detail"] = detail

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import codecs
 import logging
 import re
 import sys
@@ -65,9 +66,40 @@ def worker_os_error(failure: RuntimeError) -> str | None:
     return found.group(2) if isinstance(kind, type) and issubclass(kind, OSError) else None
 
 
+# The DirectRunner's worker processes log through it: each line as "Worker: " and its log entry as text.
+RELAY = "apache_beam.runners.portability.local_job_service"
+RELAYED = re.compile(r'Worker: .*?\bmessage: "((?:[^"\\]|\\.)*)".*?\blog_location: "((?:[^"\\]|\\.)*)"')
+
+
+class WorkerLines(logging.Filter):
+    """A worker process's log line, as the DirectRunner relays it, made the line it was (under the name
+    ``worker``); Beam's own lines, the workers' and the relay's, at the level of Beam's other lines."""
+
+    def __init__(self, verbose: bool):
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        beams = logging.WARNING if self.verbose else logging.ERROR  # the level of Beam's own lines
+        found = RELAYED.match(record.getMessage())
+        if found is None:
+            return record.levelno >= beams
+        message, location = (codecs.escape_decode(part.encode())[0].decode("utf-8", "replace")
+                             for part in found.groups())
+        if "/apache_beam/" in location and record.levelno < beams:
+            return False
+        record.msg, record.args, record.name = message, (), "worker"
+        return True
+
+
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("altcap").setLevel(logging.DEBUG if verbose else logging.INFO)
+    relay = logging.getLogger(RELAY)  # workers log altcap's lines at the launcher's level (pipeline.run)
+    relay.setLevel(logging.DEBUG)
+    for earlier in [each for each in relay.filters if isinstance(each, WorkerLines)]:
+        relay.removeFilter(earlier)
+    relay.addFilter(WorkerLines(verbose))
     if not verbose:  # Beam relays every worker's start-up chatter; keep the run's own lines
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
         for handler in logging.getLogger().handlers:  # a stale shard ends the run with one line of its own
@@ -237,22 +269,16 @@ def run_phash(args) -> int:
     import os
 
     from filters.image_config import ImageConfig
-    from filters.near_dup import phash_of_bytes
+    from filters.near_dup import file_hashes, files_under
 
     files = []
     for path in args.paths:
         if not os.path.exists(path):
             raise ConfigError(f"altcap phash: {path} does not exist")
-        files += ([os.path.join(root, name) for root, _, names in sorted(os.walk(path)) for name in sorted(names)]
-                  if os.path.isdir(path) else [path])
-    lines, unreadable = [], 0
-    for path in files:
-        with open(path, "rb") as file:
-            data = file.read()
-        try:
-            lines.append(f"{phash_of_bytes(data, ImageConfig().max_pixels)}  # {path}\n")
-        except Exception:  # Pillow's plugins raise many types on files that are not images
-            unreadable += 1
+        files += files_under(path)
+    found = list(file_hashes(files, ImageConfig().max_pixels))
+    lines = [f"{phash}  # {path}\n" for path, phash in found if phash is not None]
+    unreadable = len(found) - len(lines)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as out:
             out.writelines(lines)

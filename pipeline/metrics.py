@@ -1,7 +1,8 @@
 """Beam Metrics counters for the funnel (namespace ``altcap``), and the helpers that count a
 stage's verdicts.
 
-A stage counts with counters named ``STAGE|in``, ``STAGE|passed`` and ``STAGE|rejected|REASON``.
+A stage counts with counters named ``STAGE|in``, ``STAGE|passed`` and ``STAGE|rejected|REASON``; the
+first two tick the run's live progress too (``pipeline.progress``).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from filters.record import is_rejected
+from pipeline import progress
 
 NAMESPACE = "altcap"
 SEP = "|"
 REJECTED = "rejected"  # the tagged output that carries a stage's rejects
 RETRY = "retry"  # ``RETRY|retried``, ``|recovered``, ``|refetched``: what ``--retry-failed`` ran again
-_counters: dict = {}
+_counters: dict = {}  # name -> (Beam counter, whether progress shows it)
 
 
 def counter_name(stage: str, what: str, reason: str | None = None) -> str:
@@ -23,10 +25,13 @@ def counter_name(stage: str, what: str, reason: str | None = None) -> str:
 
 
 def count(name: str, n: int = 1) -> None:
-    counter = _counters.get(name)
-    if counter is None:
-        counter = _counters[name] = Metrics.counter(NAMESPACE, name)
+    found = _counters.get(name)
+    if found is None:
+        found = _counters[name] = (Metrics.counter(NAMESPACE, name), progress.shows(name))
+    counter, shown = found
     counter.inc(n)
+    if shown:
+        progress.tick(name, n)
 
 
 def count_stage(stage: str, entered: int, rejected: dict[str, int]) -> None:
@@ -36,6 +41,7 @@ def count_stage(stage: str, entered: int, rejected: dict[str, int]) -> None:
     for reason, n in rejected.items():
         if n:
             count(counter_name(stage, "rejected", reason), n)
+    progress.flush()  # a shard's counts: shown now
 
 
 def count_verdict(stage: str, outcome: dict) -> dict:
@@ -48,6 +54,22 @@ def count_verdict(stage: str, outcome: dict) -> dict:
     return outcome
 
 
+class _Count(beam.DoFn):
+    """Counts each record under the stage's counter ``what`` (a reject: under its reason too); the
+    progress a bundle ticked is sent as it ends, so the stages after a shuffle see it complete."""
+
+    def __init__(self, stage: str, what: str):
+        self.stage = stage
+        self.what = what
+
+    def process(self, record):
+        count(counter_name(self.stage, self.what, record["reason"] if self.what == REJECTED else None))
+        yield record
+
+    def finish_bundle(self):
+        progress.flush()
+
+
 class CountedStage(beam.PTransform):
     """A Beam stage whose funnel is counted around it: ``inner`` turns records into ``kept`` and
     ``rejected`` outputs (its verdicts, possibly over several transforms) and counts nothing."""
@@ -58,23 +80,9 @@ class CountedStage(beam.PTransform):
         self.inner = inner
 
     def expand(self, records):
-        stage = self.stage
-
-        def entered(record):
-            count(counter_name(stage, "in"))
-            return record
-
-        def passed(record):
-            count(counter_name(stage, "passed"))
-            return record
-
-        def rejected(record):
-            count(counter_name(stage, "rejected", record["reason"]))
-            return record
-
-        verdicts = records | "CountIn" >> beam.Map(entered) | "Verdicts" >> self.inner
-        return {"kept": verdicts["kept"] | "CountPassed" >> beam.Map(passed),
-                REJECTED: verdicts[REJECTED] | "CountRejected" >> beam.Map(rejected)}
+        verdicts = records | "CountIn" >> beam.ParDo(_Count(self.stage, "in")) | "Verdicts" >> self.inner
+        return {"kept": verdicts["kept"] | "CountPassed" >> beam.ParDo(_Count(self.stage, "passed")),
+                REJECTED: verdicts[REJECTED] | "CountRejected" >> beam.ParDo(_Count(self.stage, REJECTED))}
 
 
 def counters_of(result) -> dict[str, int]:

@@ -1,51 +1,38 @@
-"""``report.html``: the run for a person — funnel, reasons, sizes, score histograms with their cuts,
-sample images, near-duplicate pairs dropped, reject examples.
+"""``report.html``: the run for a person to judge without a notebook.
 
-One self-contained HTML file (thumbnails inlined), written after the funnel check. The sizes and
-reject examples come from the job's tally (``dataset.tally``); only the thumbnails are read from
-shards, the first ones with samples, until SAMPLES_SHOWN are found.
+One self-contained file, written after the funnel check and again by ``altcap report``: the funnel
+as a chart and a table; histograms (scores with their cuts, image side and aspect, caption words,
+languages), kept and dropped stacked; a grid of accepted samples; the review queue (kept samples
+with the lowest CLIP scores first: where a person's check pays most, as proposed for DALL-E 2's
+generated data); a grid per reject reason; captions before and after hypernymization with the
+entities found; token statistics. Charts are inline SVG (``pipeline.report_charts``), images small
+JPEG data: URIs (``pipeline.report_images``): nothing is fetched to view it. Every number comes from
+stats.json and the job's tally (``dataset.tally``); only the images shown are read from the shards
+and reject files.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import tarfile
-from collections import defaultdict
 
 from dataset import fileio
-from dataset.layout import shard_paths
-from dataset.tally import FIRST_SHARDS, SCORE_BINS, SIZE_LABELS
+from dataset.tally import FIRST_SHARDS, HISTOGRAMS, SIZE_LABELS
+from pipeline import report_charts as charts
 from pipeline.near_dedup import PAIRS
+from pipeline.report_images import data_uri, first_samples, reject_thumbnails, sample_thumbnails
 
 SAMPLES_SHOWN = FIRST_SHARDS
 PAIRS_SHOWN = 24
+LANGS_SHOWN = 12
+TITLES = {"clip_score": "CLIP score", "nsfw_score": "NSFW score", "watermark_score": "watermark score",
+          "side": "smaller side of the image (px)", "aspect": "aspect ratio (width:height)",
+          "caption_words": "words per caption"}
+TICKS = {"side": [(n, f"{2 ** n:g}") for n in range(5, 13)],
+         "aspect": [(-2, "1:4"), (-1, "1:2"), (0, "1:1"), (1, "2:1"), (2, "4:1")]}
 
 
 def _esc(value) -> str:
     return html.escape("" if value is None else str(value))
-
-
-def _thumbnails(shard_tars: list[str]) -> list[tuple[str, str, str]]:
-    """(data URI, caption, key) of the first samples of the first shards."""
-    found: dict[str, dict] = defaultdict(dict)
-    for path in shard_tars:
-        with fileio.open_read(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-            for member in tar:
-                key, _, ext = member.name.partition(".")
-                if key not in found and len(found) >= SAMPLES_SHOWN:
-                    break
-                found[key][ext] = tar.extractfile(member).read()
-        if len(found) >= SAMPLES_SHOWN:
-            break
-    shown = []
-    for key, parts in list(found.items())[:SAMPLES_SHOWN]:
-        ext = next((e for e in ("jpg", "webp", "png") if e in parts), None)
-        if ext:
-            mime = "jpeg" if ext == "jpg" else ext
-            uri = f"data:image/{mime};base64,{base64.b64encode(parts[ext]).decode()}"
-            shown.append((uri, parts.get("txt", b"").decode("utf-8", "replace"), key))
-    return shown
 
 
 def clip_summary(clip: dict, top: dict | None = None) -> str:
@@ -89,121 +76,228 @@ def score_cuts(stats: dict) -> dict[str, float]:
     clip = stats.get("clip") or {}
     if clip.get("filtering") and clip.get("min_score") is not None:
         cuts["clip_score"] = clip["min_score"]
+    top = stats.get("clip_top") or {}
+    if clip.get("filtering") and top.get("cut") is not None:
+        cuts["clip_score"] = max(cuts.get("clip_score", top["cut"]), top["cut"])
     for kind in ("nsfw", "watermark"):
         if (stats.get("safety") or {}).get(kind):
             cuts[f"{kind}_score"] = stats["safety"][kind]["max"]
     return cuts
 
 
-def histogram_svg(column: str, counts: dict[str, list[int]], cut: float | None) -> str:
-    """Kept (green) and dropped (grey) samples per bin of a score, stacked, with the cut as a red line."""
-    low, high, bins = SCORE_BINS[column]
-    kept, dropped = counts.get("kept", [0] * bins), counts.get("dropped", [0] * bins)
-    tallest = max(k + d for k, d in zip(kept, dropped)) or 1
-    width, height, bar = 360, 100, 360 / bins
-    shapes = []
-    for n, (k, d) in enumerate(zip(kept, dropped)):
-        for value, below, colour in ((k, 0, "#4a7"), (d, k, "#bbb")):
-            if value:
-                top = height - (below + value) / tallest * height
-                shapes.append(f"<rect x='{n * bar:.1f}' y='{top:.1f}' width='{bar - 1:.1f}' "
-                              f"height='{value / tallest * height:.1f}' fill='{colour}'/>")
-    if cut is not None:
-        x = min(max((cut - low) / (high - low), 0), 1) * width
-        shapes.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='0' y2='{height}' stroke='#d33' stroke-width='2'/>")
-    axis = f"<text x='0' y='{height + 14}' font-size='11'>{low:g}</text>" \
-           f"<text x='{width}' y='{height + 14}' font-size='11' text-anchor='end'>{high:g}</text>"
-    cut_text = f", cut {cut:g}" if cut is not None else ""
-    caption = f"{column}: {sum(kept)} kept, {sum(dropped)} dropped{cut_text}"
-    return (f"<figure class=chart><svg width='{width}' height='{height + 16}'>{''.join(shapes)}{axis}</svg>"
-            f"<figcaption>{_esc(caption)}</figcaption></figure>")
+def _img(uri: str | None, alt: str) -> str:
+    return f"<img src='{uri}' alt='{_esc(alt)}'>" if uri else "<div class=noimage>no image</div>"
+
+
+def _reason_id(stage: str, reason: str) -> str:
+    return _esc(f"reason-{stage}-{reason}")
+
+
+def funnel_section(stats: dict) -> str:
+    funnel = stats["funnel"]
+    chart = charts.funnel([e["stage"] for e in funnel], [e["passed"] for e in funnel], [e["rejected"] for e in funnel])
+    rows = "".join(
+        f"<tr data-stage='{_esc(e['stage'])}'><td>{_esc(e['stage'])}</td><td class=n>{e['in']}</td>"
+        f"<td class=n>{e['passed']}</td><td class=n>{e['rejected']}</td><td class=small>"
+        + "<br>".join(f"<a href='#{_reason_id(e['stage'], r)}'>{_esc(r)}</a>: {n}" for r, n in e["reasons"].items())
+        + "</td></tr>" for e in funnel)
+    return (f"<section id=funnel><h2>Funnel</h2><figure class=chart id=funnel-chart>{chart}</figure>"
+            "<table id=funnel-table><tr><th>stage</th><th>in</th><th>passed</th><th>rejected</th><th>reasons</th></tr>"
+            f"{rows}</table></section>")
+
+
+def histograms_section(stats: dict, written: dict) -> str:
+    cuts = score_cuts(stats)
+    figures = []
+    for name, (low, high, bins, _) in HISTOGRAMS.items():
+        counts = written.get("scores", {}).get(name)
+        if not counts:
+            continue
+        edges = [low + (high - low) * n / bins for n in range(bins + 1)]
+        kept, dropped = counts.get("kept", [0] * bins), counts.get("dropped", [0] * bins)
+        chart = charts.histogram(TITLES[name], edges, kept, dropped, cut=cuts.get(name), ticks=TICKS.get(name))
+        note = f"{sum(kept)} kept, {sum(dropped)} dropped" + (f"; cut {cuts[name]:g}" if name in cuts else "")
+        figures.append(f"<figure class=chart data-column={name}>{chart}<figcaption>{_esc(note)}</figcaption></figure>")
+    langs = written.get("langs", {})
+    if langs:
+        kept, dropped = langs.get("kept", {}), langs.get("dropped", {})
+        shown = sorted(set(kept) | set(dropped), key=lambda lang: (-kept.get(lang, 0), -dropped.get(lang, 0), lang))
+        shown = shown[:LANGS_SHOWN]
+        chart = charts.categories("caption language (fastText)", shown, [kept.get(lang, 0) for lang in shown],
+                                  [dropped.get(lang, 0) for lang in shown])
+        figures.append(f"<figure class=chart data-column=lang>{chart}<figcaption>{len(kept)} language(s) kept"
+                       "</figcaption></figure>")
+    sizes = written.get("sizes", {})
+    size_rows = "".join(f"<tr><td>{_esc(label)}</td><td class=n>{sizes.get(label, 0)}</td></tr>"
+                        for label in SIZE_LABELS)
+    return (f"<section id=histograms><h2>Distributions</h2><div class=charts>{''.join(figures)}</div>"
+            "<table id=sizes><tr><th>smaller side of the samples' original images (px)</th><th>samples</th></tr>"
+            f"{size_rows}</table></section>")
+
+
+def accepted_section(out_dir: str, written: dict) -> str:
+    shown = first_samples(out_dir, written["first_shards"], SAMPLES_SHOWN)
+    grid = "".join(f"<figure class=sample>{_img(uri, caption)}<figcaption>{_esc(caption)}<br><code>{_esc(key)}</code>"
+                   "</figcaption></figure>" for key, caption, uri in shown)
+    return (f"<section id=accepted><h2>Accepted samples</h2><p class=small>the first {len(shown)} of "
+            f"{written['samples']}, in shard order</p><div class=grid>{grid or '<p>no samples</p>'}</div></section>")
+
+
+def review_section(out_dir: str, stats: dict, written: dict) -> str:
+    queue = written.get("review", [])
+    if not queue:
+        return "<section id=review><h2>Review queue</h2><p>no CLIP scores: nothing to review by score</p></section>"
+    images = sample_thumbnails(out_dir, [(row["shard"], row["key"]) for row in queue])
+    weightless = not (stats.get("clip") or {}).get("filtering", True)
+    random = ". CLIP had no weights: these scores are random" if weightless else ""
+    rows = "".join(
+        f"<tr data-score='{row['clip_score']:.6f}' data-key='{_esc(row['key'])}'><td class=n>{rank}</td>"
+        f"<td>{_img(images.get(row['key']), row['caption'])}</td><td class=n>{row['clip_score']:.4f}</td>"
+        f"<td>{_esc(row['caption'])}<br><code>{_esc(row['key'])}</code> <span class=small>{_esc(row['url'])}</span>"
+        "</td></tr>" for rank, row in enumerate(queue, 1))
+    return ("<section id=review><h2>Review queue</h2><p class=small>accepted samples with the lowest CLIP scores "
+            f"first: the {len(queue)} most worth a person's look (<code>altcap inspect OUT_DIR --key KEY</code> "
+            f"shows one whole){random}</p><table id=review-queue>"
+            f"<tr><th>#</th><th>image</th><th>CLIP</th><th>caption</th></tr>{rows}</table></section>")
+
+
+def rejects_section(out_dir: str, stats: dict, written: dict) -> str:
+    examples = written.get("examples", {})
+    thumbs = reject_thumbnails(out_dir, [row for reasons in examples.values() for rows in reasons.values()
+                                         for row in rows])
+    blocks = []
+    for entry in stats["funnel"]:
+        for reason, count in entry["reasons"].items():
+            rows = examples.get(entry["stage"], {}).get(reason, [])
+            uris = [thumbs.get((row.get("file"), row.get("key"))) for row in rows]
+            if any(uris):  # a grid where the rejects had images, a compact table where none had
+                shown = "<div class=grid>" + "".join(
+                    f"<figure class=reject>{_img(uri, row['caption'] or '')}<figcaption>{_esc(row['caption'])}<br>"
+                    f"<span class=small>{_esc(row['detail'])}<br>{_esc(row['url'])}</span></figcaption></figure>"
+                    for row, uri in zip(rows, uris)) + "</div>"
+            else:
+                shown = "<table class=reject-rows>" + "".join(
+                    f"<tr class=reject><td>{_esc(row['caption'])}</td><td class=small>{_esc(row['detail'])}</td>"
+                    f"<td class=small>{_esc(row['url'])}</td></tr>" for row in rows) + "</table>"
+            blocks.append(
+                f"<div class=reason id='{_reason_id(entry['stage'], reason)}' data-stage='{_esc(entry['stage'])}' "
+                f"data-reason='{_esc(reason)}'><h3>{_esc(entry['stage'])}: {_esc(reason)} <span class=small>{count} "
+                f"record(s); <code>altcap ls OUT_DIR --reason {_esc(reason)}</code></span></h3>{shown}</div>")
+    pairs = _pairs(out_dir)
+    pair_grid = "".join(f"<figure class=pair><img src='{uri}' alt='near-duplicate pair'><figcaption>dropped "
+                        f"<code>{_esc(key)}</code> (left) beside the image kept</figcaption></figure>"
+                        for uri, key in pairs)
+    near = f"<h3 id=near-pairs>Near-duplicates dropped</h3><div class=grid>{pair_grid}</div>" if pairs else ""
+    return f"<section id=rejects><h2>Rejects by reason</h2>{''.join(blocks) or '<p>no rejects</p>'}{near}</section>"
+
+
+def _marked(caption: str, entities: list[dict]) -> str:
+    """The caption with each entity the hypernymizer found marked."""
+    out, at = [], 0
+    for entity in sorted(entities, key=lambda e: e["start"]):
+        if entity["start"] < at:
+            continue
+        out += [_esc(caption[at:entity["start"]]), f"<mark>{_esc(caption[entity['start']:entity['end']])}</mark>"]
+        at = entity["end"]
+    return "".join(out) + _esc(caption[at:])
+
+
+def hypernyms_section(written: dict) -> str:
+    rewrites = written.get("rewrites", [])
+    rows = "".join(
+        f"<tr><td>{_marked(row['caption'], row['entities'] or [])}</td><td>{_esc(row['caption_hypernymized'])}</td>"
+        "<td class=small>" + "<br>".join(
+            f"{_esc(e['text'])} &rarr; {_esc(e['hypernym']) if e.get('kept') else '(dropped)'} "
+            f"({_esc(e['type'])}, {_esc(e['source'])})" for e in row["entities"] or [])
+        + f"</td><td><code>{_esc(row['key'])}</code></td></tr>" for row in rewrites)
+    body = (f"<table id=rewrites><tr><th>caption</th><th>hypernymized</th><th>entities found</th><th>key</th></tr>"
+            f"{rows}</table>" if rows else "<p>no caption was rewritten (the step is off, or found no entity)</p>")
+    return f"<section id=hypernyms><h2>Hypernymized captions</h2>{body}</section>"
+
+
+def tokens_section(stats: dict, written: dict) -> str:
+    tokens = written.get("tokens") or {}
+    if not tokens.get("samples") or not stats.get("tokens"):
+        return ""
+    info = stats["tokens"]
+    codes = tokens["codes"]
+    lengths = {int(n): c for n, c in tokens["text_lengths"].items()}
+    width = tokens["text_width"]
+    bins = min(width, 32)
+    edges = [width * n / bins for n in range(bins + 1)]
+    counts = [0] * bins
+    for length, n in lengths.items():
+        counts[min(int(length * bins / width), bins - 1)] += n
+    used = sum(1 for n in codes if n)
+    summary = (f"{tokens['samples']} samples; {used} of {info['codebook_size']} image codes used, perplexity "
+               f"{charts.perplexity(codes):.0f}; captions {min(lengths)}-{max(lengths)} ids of {width}, "
+               f"{info['captions_truncated']} cut to fit")
+    usage = charts.code_usage(codes, info["codebook_size"])
+    lengths_chart = charts.histogram("caption length (text ids)", edges, counts, [0] * bins, cut=width)
+    return (f"<section id=tokens><h2>Tokens</h2><p class=small>{_esc(tokens_line(info))}</p><p>{_esc(summary)}</p>"
+            f"<div class=charts><figure class=chart data-column=image_codes>{usage}</figure>"
+            f"<figure class=chart data-column=text_length>{lengths_chart}</figure></div></section>")
 
 
 def _pairs(out_dir: str) -> list[tuple[str, str]]:
     """(data URI, loser key) of the near-duplicate pairs the pass saved (``pipeline.near_dedup``)."""
-    shown = []
-    for path in sorted(fileio.match(fileio.join(out_dir, PAIRS, "*.jpg")))[:PAIRS_SHOWN]:
-        data = base64.b64encode(fileio.read_bytes(path)).decode()
-        shown.append((f"data:image/jpeg;base64,{data}", path.rsplit("/", 1)[-1].removesuffix(".jpg")))
-    return shown
+    return [(data_uri(fileio.read_bytes(path)), path.rsplit("/", 1)[-1].removesuffix(".jpg"))
+            for path in sorted(fileio.match(fileio.join(out_dir, PAIRS, "*.jpg")))[:PAIRS_SHOWN]]
 
 
-def render(stats: dict, *, thumbnails, sizes: dict[str, int], examples: dict[str, dict[str, list[dict]]],
-           scores: dict | None = None, pairs: list[tuple[str, str]] = ()) -> str:
-    funnel = stats["funnel"]
-    widest = max((entry["in"] for entry in funnel), default=1) or 1
-    rows = []
-    for entry in funnel:
-        bar = round(300 * entry["passed"] / widest)
-        reasons = "<br>".join(f"{_esc(r)}: {n}" for r, n in entry["reasons"].items())
-        rows.append(f"<tr><td>{_esc(entry['stage'])}</td><td>{entry['in']}</td>"
-                    f"<td>{entry['passed']}<div class=bar style='width:{bar}px'></div></td>"
-                    f"<td>{entry['rejected']}</td><td class=small>{reasons}</td></tr>")
-    grid = "".join(f"<figure><img src='{uri}' alt='{_esc(caption)}'><figcaption>{_esc(caption)}"
-                   f"<br><code>{_esc(key)}</code></figcaption></figure>"
-                   for uri, caption, key in thumbnails)
-    total = sum(sizes.values()) or 1
-    size_rows = "".join(
-        f"<tr><td>{_esc(label)}</td><td>{sizes.get(label, 0)}</td><td><div class=bar "
-        f"style='width:{round(300 * sizes.get(label, 0) / total)}px'></div></td></tr>"
-        for label in SIZE_LABELS)
-    example_rows = "".join(
-        f"<tr><td>{_esc(stage)}</td><td>{_esc(reason)}</td><td class=small>{_esc(row['url'])}</td>"
-        f"<td class=small>{_esc(row['caption'])}</td><td class=small>{_esc(row['detail'])}</td></tr>"
-        for stage, reasons in sorted(examples.items()) for reason, bucket in sorted(reasons.items()) for row in bucket)
-    cuts = score_cuts(stats)
-    charts = "".join(histogram_svg(column, counts, cuts.get(column))
-                     for column, counts in sorted((scores or {}).items()))
-    pair_grid = "".join(f"<figure class=pair><img src='{uri}' alt='near-duplicate pair'><figcaption>dropped "
-                        f"<code>{_esc(key)}</code> (left) beside the image kept</figcaption></figure>"
-                        for uri, key in pairs)
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+td, th { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.small { font-size: 85%; color: #555; overflow-wrap: anywhere; }
+.grid { display: flex; flex-wrap: wrap; gap: 8px; }
+.charts { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+figure { margin: 0; }
+figure.sample, figure.reject { width: 164px; font-size: 80%; }
+figure.sample img, figure.reject img, #review-queue img { max-width: 160px; max-height: 160px; }
+figure.pair img { width: 256px; }
+figure.chart svg { max-width: 100%; height: auto; }
+figcaption { font-size: 85%; overflow-wrap: anywhere; }
+.noimage { width: 120px; height: 60px; background: #eee; color: #888; font-size: 80%; display: flex;
+           align-items: center; justify-content: center; }
+.reason { margin-bottom: 1em; }
+.reason h3 { font-size: 105%; margin-bottom: 4px; }
+table.reject-rows td { max-width: 32em; }
+mark { background: #fde68a; }
+"""
+
+
+def render(out_dir: str, stats: dict, written: dict) -> str:
     check = "ok" if stats["check"]["ok"] else "FAILED: " + "; ".join(stats["check"]["problems"])
-    clip = f"<p class=small>{_esc(clip_summary(stats['clip'], stats.get('clip_top')))}</p>" if stats.get("clip") else ""
+    lines = [clip_summary(stats["clip"], stats.get("clip_top"))] if stats.get("clip") else []
     if stats.get("concepts"):
-        clip += f"<p class=small>{_esc(concepts_line(stats['concepts']))}</p>"
-    if stats.get("tokens"):
-        clip += f"<p class=small>{_esc(tokens_line(stats['tokens']))}</p>"
+        lines.append(concepts_line(stats["concepts"]))
+    inputs = "<br>".join(_esc(f"{kind}: {path}") for kind, path in stats["inputs"])
     return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>altcap run report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 2em; }}
-td, th {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }}
-.bar {{ background: #4a7; height: 8px; margin-top: 3px; }}
-.small {{ font-size: 85%; color: #555; max-width: 28em; overflow-wrap: anywhere; }}
-figure {{ display: inline-block; width: 200px; margin: 6px; vertical-align: top; }}
-figure img {{ width: 200px; height: auto; }}
-figcaption {{ font-size: 80%; }}
-figure.chart, figure.pair {{ width: auto; }}
-figure.pair img {{ width: 256px; }}
-</style></head><body>
+<html lang="en"><head><meta charset="utf-8"><title>altcap run report</title><style>{STYLE}</style></head><body>
 <h1>altcap run report</h1>
 <p>{stats['samples']} samples in {stats['shards']} shard(s), {stats['rejects']} rejects;
 accounting check: <b>{_esc(check)}</b>; {stats['timings']['wall_s']:.1f} s; started
 {_esc(stats['timings']['started'])}.</p>
-<p class=small>inputs: {'<br>'.join(_esc(f'{kind}: {path}') for kind, path in stats['inputs'])}</p>
-{clip}
-<h2>Funnel</h2>
-<table><tr><th>stage</th><th>in</th><th>passed</th><th>rejected</th><th>reasons</th></tr>
-{''.join(rows)}</table>
-<h2>Original size of the samples (smaller side, px)</h2>
-<table><tr><th>side</th><th>samples</th><th></th></tr>{size_rows}</table>
-{f"<h2>Scores</h2><div>{charts}</div>" if charts else ""}
-<h2>Samples</h2>
-<div>{grid or '<p>no samples</p>'}</div>
-{f"<h2>Near-duplicates dropped</h2><div>{pair_grid}</div>" if pair_grid else ""}
-<h2>Reject examples</h2>
-<table><tr><th>stage</th><th>reason</th><th>url</th><th>caption</th><th>detail</th></tr>
-{example_rows}</table>
+<p class=small>inputs: {inputs}</p>
+{''.join(f'<p class=small>{_esc(line)}</p>' for line in lines)}
+<p class=small><a href="#funnel">funnel</a> · <a href="#histograms">distributions</a> ·
+<a href="#accepted">accepted</a> · <a href="#review">review queue</a> · <a href="#rejects">rejects</a> ·
+<a href="#hypernyms">hypernyms</a>{' · <a href="#tokens">tokens</a>' if stats.get('tokens') else ''}</p>
+{funnel_section(stats)}
+{histograms_section(stats, written)}
+{accepted_section(out_dir, written)}
+{review_section(out_dir, stats, written)}
+{rejects_section(out_dir, stats, written)}
+{hypernyms_section(written)}
+{tokens_section(stats, written)}
 </body></html>
 """
 
 
 def write_report(out_dir: str, stats: dict, written: dict) -> str:
     """The report of a run whose job wrote the tally ``written``."""
-    tars = [shard_paths(out_dir, shard_id)["tar"] for shard_id in written["first_shards"]]
-    page = render(stats, thumbnails=_thumbnails(tars), sizes=written["sizes"], examples=written["examples"],
-                  scores=written.get("scores"), pairs=_pairs(out_dir))
     path = fileio.join(out_dir, "report.html")
-    fileio.write_bytes(path, page.encode("utf-8"))
+    fileio.write_bytes(path, render(out_dir, stats, written).encode("utf-8"))
     return path

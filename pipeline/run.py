@@ -31,6 +31,7 @@ from pipeline.inputs import expand_inputs, preflight
 from pipeline.metrics import REJECTED, RETRY, CountedStage, counter_name, counters_of
 from pipeline.model_pass import MODEL_PASS_REJECTS, ModelPass, model_pass_stages, shard_step
 from pipeline.pages import FetchPages
+from pipeline.progress_monitor import Monitor
 from pipeline.report import write_report
 from pipeline.shard_builder import StaleShardError
 from pipeline.shard_retry import RetryFailed
@@ -196,8 +197,8 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     worker_logs = options.view_as(WorkerOptions)
     if "--default_sdk_harness_log_level" not in given:
         worker_logs.default_sdk_harness_log_level = "WARNING"
-    if "--sdk_harness_log_level_overrides" not in given:
-        worker_logs.sdk_harness_log_level_overrides = {"altcap": "INFO"}
+    if "--sdk_harness_log_level_overrides" not in given:  # altcap's debug lines (--verbose) in workers too
+        worker_logs.sdk_harness_log_level_overrides = {"altcap": "DEBUG" if log.isEnabledFor(logging.DEBUG) else "INFO"}
     fileio.use_options(options)
     return options
 
@@ -279,8 +280,9 @@ def run(inputs: list[str], out_dir: str, config: Config, *, beam_args: list[str]
                                          input_format=input_format, overwrite=overwrite, items=items,
                                          retry=retry)
     try:
-        result = pipeline.run()
-        state = result.wait_until_finish()
+        with Monitor(len(items)) as monitor:  # the live progress; the funnel below comes from Beam's metrics
+            result = pipeline.run()
+            state = monitor.wait(result)
     except Exception as failure:
         stale = StaleShardError.found_in(failure)
         if stale is None:

@@ -19,6 +19,7 @@ from dataset.layout import shard_name, shard_paths
 from dataset.reader import load_stats
 from dataset.writer import ShardWriter
 from filters.record import is_rejected
+from pipeline import progress
 from pipeline.shard_retry import RetryFailed
 from pipeline.shard_step import ShardStep, run_steps
 
@@ -66,6 +67,15 @@ def funnel_of(records_in: int, outcomes: Counter, stages: tuple[str, ...]) -> di
     return funnel
 
 
+def reached(stages: tuple[str, ...]) -> Callable[[dict], tuple[str, ...]]:
+    """The progress counters an outcome that left the steps of ``stages`` went through: in and passed of
+    every stage before the one that rejected it, in of that one; in and passed of all when it passed."""
+    names = [(f"{stage}{progress.IN}", f"{stage}{progress.PASSED}") for stage in stages]
+    upto = {stage: sum(names[:at], ()) + names[at][:1] for at, stage in enumerate(stages)}
+    every = sum(names, ())
+    return lambda outcome: upto.get(outcome["stage"], every) if is_rejected(outcome) else every
+
+
 def build_shard(shard_id: int, records: list[dict], *, out_dir: str, steps: list[ShardStep],
                 pool: ThreadPoolExecutor, window: int, retry: RetryFailed | None = None) -> dict:
     """Write shard ``shard_id`` (or reuse it when already complete, or with ``retry`` write it again
@@ -99,17 +109,19 @@ def _write_shard(shard_id: int, paths: dict, digest: str, records: list[dict], o
     started = time.monotonic()
     tally: Counter = Counter()
     writer = ShardWriter(paths, tuple(step.side_file for step in steps if step.side_file))
+    went_through = reached(tuple(step.stage for step in steps))
     last_report = started
     try:
         for done, outcome in enumerate(outcomes, 1):
             writer.add(outcome)
             if is_rejected(outcome):
                 tally[(outcome["stage"], outcome["reason"])] += 1
+            progress.tick_ahead(went_through(outcome))  # the shard's counts come when it is done
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY_S:
                 last_report = now
-                log.info("shard %s: %d/%d records, %d samples, %.0f records/s", shard_name(shard_id),
-                         done, len(records), len(writer.samples), done / (now - started))
+                log.debug("shard %s: %d/%d records, %d samples, %.0f records/s", shard_name(shard_id),
+                          done, len(records), len(writer.samples), done / (now - started))
         elapsed = time.monotonic() - started
         stats = {
             "shard": shard_id,
@@ -126,7 +138,7 @@ def _write_shard(shard_id: int, paths: dict, digest: str, records: list[dict], o
     except BaseException as err:
         writer.abort(err)
         raise
-    log.info("shard %s done: %d samples of %d records in %.1f s", shard_name(shard_id),
-             stats["samples"], len(records), elapsed)
+    log.debug("shard %s done: %d samples of %d records in %.1f s", shard_name(shard_id),
+              stats["samples"], len(records), elapsed)
     stats["reused"] = False
     return stats

@@ -17,6 +17,7 @@ from crawl import img2dataset_folder, lists, warc
 from crawl.http_stream import ResumableHTTPStream, is_http
 from dataset import fileio
 from filters.record import SOURCE, is_input_error, is_rejected, make_key, new_record, reject
+from pipeline import progress
 from pipeline.config import Config, config_from_dict
 from pipeline.metrics import REJECTED, count_verdict
 
@@ -114,6 +115,7 @@ class ReadSource(beam.DoFn):
         if kind == PAGES:
             for url in read_page_list(path):
                 yield beam.pvalue.TaggedOutput(PAGES, (url, path))
+            _input_done()
             return
         produced = 0
         next_report = time.monotonic() + PROGRESS_EVERY_S
@@ -123,7 +125,7 @@ class ReadSource(beam.DoFn):
                 count_verdict(SOURCE, record)
                 if produced % 1000 == 0 and time.monotonic() > next_report:
                     next_report = time.monotonic() + PROGRESS_EVERY_S
-                    log.info("reading %s: %d candidates so far", path, produced)
+                    log.debug("reading %s: %d candidates so far", path, produced)
                 if is_rejected(record):
                     yield beam.pvalue.TaggedOutput(REJECTED, record)
                 else:
@@ -135,3 +137,10 @@ class ReadSource(beam.DoFn):
             record = _broken_file(kind, path, produced, err)
             count_verdict(SOURCE, record)
             yield beam.pvalue.TaggedOutput(REJECTED, record)
+        _input_done()
+
+
+def _input_done() -> None:
+    """An input item read to its end: the progress shows it with the candidates it gave, at once."""
+    progress.tick(progress.INPUTS_DONE)
+    progress.flush()

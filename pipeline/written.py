@@ -54,7 +54,7 @@ class WriteTally(beam.PTransform):
     def expand(self, inputs):
         shards, pre_rejects = inputs
         return ((shards | "TallyShards" >> beam.Map(functools.partial(_tally_shard, self.out_dir, self.summed)),
-                 pre_rejects | "TallyPreRejects" >> beam.Map(tally.reject_file))
+                 pre_rejects | "TallyPreRejects" >> beam.Map(tally.reject_file, self.out_dir))
                 | "AllTallies" >> beam.Flatten()
                 | "AddTallies" >> beam.CombineGlobally(AddTallies(self.summed))
                 | "WriteTally" >> beam.Map(functools.partial(tally.write, self.out_dir)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 import filters
 
 ROOT = Path(__file__).resolve().parent.parent
+ALTCAP = str(Path(sys.executable).parent / "altcap")
 REALDATA = Path(os.environ.get("ALTCAP_REALDATA", ROOT.parent / "shared" / "realdata"))
 
 
@@ -52,3 +55,13 @@ def realdata_cases(rows: list[dict], *parts: str) -> list:
 @pytest.fixture
 def realdata():
     return realdata_path
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """``altcap demo`` run once, as a user runs it: what it printed and its output folder (the demo's
+    terminal test and the report's tests share it)."""
+    folder = tmp_path_factory.mktemp("demo") / "demo"
+    done = subprocess.run([ALTCAP, "demo", "--output", str(folder)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done, folder

@@ -145,7 +145,7 @@ def test_image_rules_defaults_and_accounting(tmp_path):
     assert len(rejects) == 7 == stats["rejects"]
     assert all(r["stage"] and r["reason"] for r in rejects)
     report = (tmp_path / "out" / "report.html").read_text()
-    assert report.count("<figure>") == 1 and "duplicate_image" in report and "x_robots_tag" in report
+    assert report.count("<figure class=sample>") == 1 and "duplicate_image" in report and "x_robots_tag" in report
     dup = next(r for r in rejects if r["reason"] == "duplicate_image")
     assert dup["detail"] == f"same image as {samples[0]['key']}"
     assert set(tar_samples(tmp_path / "out")) == {samples[0]["key"]}

@@ -89,7 +89,7 @@ def comparable(out: Path) -> dict[str, object]:
         if path.is_dir() or name in ("report.html", "run.json") or name.startswith("rejects/pre/"):
             continue
         if name.endswith(".parquet") and name.startswith("rejects/"):
-            found[name] = sorted(json.dumps(row, sort_keys=True) for row in rows_in(path))
+            found[name] = sorted(json.dumps(row, sort_keys=True, default=bytes.hex) for row in rows_in(path))
         elif name.endswith(".json"):
             data = json.loads(path.read_text())
             for varies in ("elapsed_s", "timings", "output", "retried", "retry"):

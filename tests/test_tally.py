@@ -1,7 +1,7 @@
 """The job's tally of what it wrote (``written.json``, dataset.tally): tallies add up to the same
 total in any order and stay small, and the launcher of a run on worker processes checks the funnel
-from it without reading a shard's parquet, stats or reject file (only the first tars, for the
-report's thumbnails)."""
+from it without reading a shard's parquet or stats (only the files that hold the images the report
+shows: the first tars, the review queue's tars, the reject files with the thumbnails shown)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,16 @@ def some_tally(shard_id: int, samples: int, examples: list[tuple[str, str, str]]
     found = tally.empty()
     found.update(samples=samples, shards=1, rejects=len(examples), sizes={"0-255": samples},
                  first_shards=[shard_id] if samples else [],
-                 steps={"tokens": [shard_id, {"grid": 16 + shard_id, "captions_truncated": truncated}]})
+                 steps={"tokens": [shard_id, {"grid": 16 + shard_id, "captions_truncated": truncated}]},
+                 langs={"kept": {"en": samples}, "dropped": {"fr": len(examples)}},
+                 review=[{"key": f"{shard_id}-{n}", "clip_score": (shard_id * 7 + n) % 10 / 10, "shard": shard_id}
+                         for n in range(samples)],
+                 rewrites=[{"key": f"{shard_id:02d}-{n}", "shard": shard_id} for n in range(samples)],
+                 tokens={"codes": [1] * (shard_id + 1), "text_lengths": {"3": samples}, "text_width": 8,
+                         "samples": samples} if samples else {})
     for stage, reason, url in examples:
         found["examples"].setdefault(stage, {}).setdefault(reason, []).append(
-            {"url": url, "caption": "c", "detail": ""})
+            {"key": url[-4:], "url": url, "caption": "c", "detail": ""})
     return found
 
 
@@ -55,6 +61,14 @@ def test_tallies_add_up_to_one_total_in_any_order_and_stay_bounded():
     assert total["first_shards"] == [i for i in range(40) if i % 3][:tally.FIRST_SHARDS]
     # a step's report: the lowest shard's, with the numbers it sums added up
     assert total["steps"]["tokens"] == [0, {"grid": 16, "captions_truncated": sum(range(40))}]
+    assert total["langs"] == {"kept": {"en": total["samples"]}, "dropped": {"fr": 80}}
+    everyone = [row for part in parts for row in part["review"]]
+    assert total["review"] == sorted(everyone, key=lambda row: (row["clip_score"], row["key"]))[:tally.REVIEW_SHOWN]
+    assert [row["key"] for row in total["rewrites"]] == sorted(
+        row["key"] for part in parts for row in part["rewrites"])[:tally.REWRITES_SHOWN]
+    with_samples = [i for i in range(40) if i % 3]
+    assert total["tokens"]["codes"] == [sum(i >= code for i in with_samples) for code in range(max(with_samples) + 1)]
+    assert total["tokens"]["text_lengths"] == {"3": total["samples"]} == {"3": total["tokens"]["samples"]}
 
 
 def test_size_labels_cover_every_side():
@@ -97,11 +111,15 @@ def test_the_launcher_checks_the_run_from_the_tally_without_reading_the_shards(t
     assert all(len(rows) <= tally.REJECT_EXAMPLES for reasons in written["examples"].values()
                for rows in reasons.values())
 
-    # The launcher read none of the files the workers tallied, only the first tars, as many as the
-    # report's thumbnails need.
+    # The launcher read none of the files the workers tallied, only those with the images the report
+    # shows: the first tars, as many as its grid needs, and the reject files holding the thumbnails.
     with_samples = [shard for shard in sorted(per_shard) if per_shard[shard]]
     needed = next(n for n in range(1, len(with_samples) + 1)
                   if sum(per_shard[shard] for shard in with_samples[:n]) >= SAMPLES_SHOWN)
-    assert [path for path in read if "/shards/" in path or "/rejects/" in path] == [
+    shown_rejects = sorted({str(out / row["file"]) for reasons in written["examples"].values()
+                            for rows in reasons.values() for row in rows if row["thumbnail"]})
+    assert written["review"] == []  # no CLIP scores: no review queue to read images for
+    assert [path for path in read if "/shards/" in path] == [
         shard_paths(str(out), shard)["tar"] for shard in with_samples[:needed]]
-    assert needed < len(with_samples)
+    assert sorted(path for path in read if "/rejects/" in path) == shown_rejects
+    assert needed < len(with_samples) and 0 < len(shown_rejects) < len(per_shard)
