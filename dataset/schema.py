@@ -22,6 +22,16 @@ _CANDIDATE_COLUMNS = [
     ("lang_score", pa.float32()),
     ("caption_hypernymized", pa.string()),
     ("entities", pa.list_(ENTITY)),
+    # a synthetic sample's provenance (altcap synth; empty for the web's): the caption is its prompt
+    ("prompt_id", pa.string()),
+    ("template", pa.string()),
+    ("slots", pa.string()),  # JSON: slot name -> value
+    ("label", pa.string()),  # the class the image should show (the {class} slot)
+    ("seed", pa.int64()),
+    ("generator", pa.string()),
+    ("checkpoint_sha256", pa.string()),
+    ("guidance", pa.float32()),
+    ("source_key", pa.string()),  # a variation's real sample (altcap synth --from-dataset)
 ]
 
 SAMPLE_SCHEMA = pa.schema([

@@ -17,6 +17,7 @@ import numpy as np
 from filters.lexicons import noun_lemmas, picturable_nouns
 
 REASON = "ungrounded"
+CLASS_REASON = "class_not_visible"  # a synthetic image whose class is not among its labels
 PROMPT = "a photo of a {}."
 WORD = re.compile(r"[^\W\d_]+")
 
@@ -85,3 +86,11 @@ class Grounder:
 
     def check(self, caption: str, labels: Sequence[str]) -> tuple[str, str] | None:
         return check_grounding(caption, labels, self.lemmas)
+
+
+def check_class(label: str, labels: Sequence[str]) -> tuple[str, str] | None:
+    """A synthetic sample's zero-shot check: ``None`` when the class its prompt asked for is one of
+    the image's top labels (the vocabulary is the run's classes: ``altcap synth``), else (reason, detail)."""
+    if label.lower() in labels:
+        return None
+    return CLASS_REASON, f"{label} not among the image's labels: " + ", ".join(labels)

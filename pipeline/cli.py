@@ -3,6 +3,8 @@
     altcap run --input PATH_OR_GLOB --output DIR [--config FILE] [--set key=value ...] [Beam options]
     altcap run --retry-failed OUT_DIR [Beam options]   fetch again what failed for a transient reason
     altcap demo [--output DIR]
+    altcap synth --prompts FILE --output DIR --generator G [-n N --keep K --min-score S]   generated samples
+    altcap synth --from-dataset OUT_DIR --keep-rows R --output DIR --generator altcap:CKPT   variations
     altcap text [--preset NAME] FILE|-   try the text rules: one caption per line in, JSON lines out
     altcap config            print every setting with its default, as YAML
     altcap kb build --wikidata DUMP.json[.bz2|.gz] --output KB   compile a Wikidata KB for hypernyms
@@ -11,12 +13,14 @@
     altcap stats OUT_DIR | altcap report OUT_DIR   a finished run's funnel; its report.html again
     altcap ls OUT_DIR [--reason R]   the keys rejected for a reason (without: the count of each reason)
     altcap inspect OUT_DIR --key K [--into DIR]   one sample's record and image, or a reject's
+    altcap review OUT_DIR --reject KEY ... [--reject-file FILE] [--note TEXT]   reject samples a person judged
     altcap tokenize OUT_DIR [--config FILE] [--set key=value ...] [Beam options]   token files for finished shards
     altcap score OUT_DIR [--config FILE] [--set key=value ...] [Beam options]   CLIP for a folder made without it
     altcap tokenizer train OUT_DIR [--vocab N]   a byte-level BPE trained on a run's final captions
     altcap tokens show OUT_DIR [--key K | -n N]  decoded codes beside the original, with the decoded caption
     altcap train --config FILE [--set key=value ...]   train the DALL-E-style transformer on token files
     altcap sample --checkpoint DIR --prompt TEXT [-n N --keep K]   draw images, keep the best by CLIP score
+    altcap mix FOLDER[=WEIGHT] ... --output FILE.json   a manifest mixing folders' tokens by weight for train
 
 Errors a user can cause end with one line on stderr and exit status 2.
 """
@@ -33,6 +37,7 @@ import sys
 from filters.text_presets import PRESETS
 from hypernymize.config import HypernymizeConfig
 from pipeline.config import Config, ConfigError, load_config
+from synth.mix import mix_arguments, run_mix
 from trainer.commands import run_sample, run_train, sample_arguments, train_arguments
 
 
@@ -45,11 +50,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from pipeline.inputs import InputError
     from pipeline.run import OutputFolderError
     from pipeline.shard_builder import StaleShardError
+    from synth.generators import GeneratorError
+    from synth.prompts import PromptError
     from tokens import TokenizerError
     from tokens.manifest import TokenizerMismatch
 
     return (ConfigError, InputError, ListFormatError, OutputFolderError, StaleShardError, LangIdError,
-            LexiconError, KbError, SpacyModelError, TokenizerError, TokenizerMismatch, OSError)
+            LexiconError, KbError, SpacyModelError, TokenizerError, TokenizerMismatch, PromptError, GeneratorError,
+            OSError)
 
 
 QUIET = ("apitools not found", "StaleShardError")
@@ -135,6 +143,31 @@ def parser() -> argparse.ArgumentParser:
                      help="replace a previous run in --output instead of resuming it")
     run.add_argument("--verbose", action="store_true")
 
+    synth = commands.add_parser("synth", help="images generated on purpose from prompts, ranked by CLIP: a "
+                                              "dataset like any run's", epilog="Other options (--runner, ...) are "
+                                                                               "passed to Apache Beam.")
+    synth.add_argument("--prompts", metavar="FILE",
+                       help="prompts, one a line, or templates with {slots} (their values from --slot files); or "
+                            "a .yaml with templates, slots, prompts, cap and seed")
+    synth.add_argument("--from-dataset", metavar="OUT_DIR",
+                       help="instead of --prompts: variations of a run's samples that have tokens, each keeping "
+                            "--keep-rows rows of the sample's code grid (the bundled model draws the rest)")
+    synth.add_argument("--keep-rows", type=int, default=0, metavar="R", help="with --from-dataset: rows kept")
+    synth.add_argument("--output", required=True, metavar="DIR")
+    synth.add_argument("--generator", required=True, metavar="G",
+                       help="altcap:CHECKPOINT (the bundled trainer's model) or diffusers:MODEL_OR_FOLDER")
+    synth.add_argument("-n", type=int, default=4, metavar="N", help="images drawn per prompt (default 4)")
+    synth.add_argument("--keep", type=int, default=0, metavar="K",
+                       help="keep the best K of each prompt's N by CLIP score (default 0: all that pass)")
+    synth.add_argument("--min-score", type=float, metavar="S", help="drop the images whose CLIP score is under S")
+    synth.add_argument("--slot", action="append", default=[], metavar="NAME=FILE",
+                       help="the values of a template slot, one a line; repeat for several")
+    synth.add_argument("--cap", type=int, metavar="C", help="at most C prompts: a sample of the expansion, by --seed")
+    synth.add_argument("--seed", type=int, default=0, help="seeds the prompt sample and every image (default 0)")
+    add_settings(synth, "synth.guidance=5")
+    synth.add_argument("--overwrite", action="store_true", help="replace a previous run in --output")
+    synth.add_argument("--verbose", action="store_true")
+
     demo = commands.add_parser("demo", help="run the whole spine offline on real photos")
     demo.add_argument("--output", default="demo-out", metavar="DIR")
     demo.add_argument("--verbose", action="store_true")
@@ -219,11 +252,21 @@ def parser() -> argparse.ArgumentParser:
     inspect.add_argument("output", metavar="OUT_DIR", help="the output folder of a run")
     inspect.add_argument("--key", required=True, metavar="K", help="the sample key")
     inspect.add_argument("--into", default=".", metavar="DIR", help="where the image goes (default: here)")
+    review = commands.add_parser("review", help="reject samples a person found wrong (report.html's review "
+                                                "queue): they move to rejects (human_review), and stats.json, "
+                                                "written.json and report.html follow")
+    review.add_argument("output", metavar="OUT_DIR", help="the output folder of a run")
+    review.add_argument("--reject", nargs="+", action="extend", default=[], metavar="KEY", help="sample keys")
+    review.add_argument("--reject-file", action="append", default=[], metavar="FILE",
+                        help="a key first on each line (# comments; - reads standard input)")
+    review.add_argument("--note", default="", metavar="TEXT", help="why, kept as the rejects' detail")
 
     train_arguments(commands.add_parser("train", help="train the DALL-E-style transformer on token files "
                                                       "(torchrun -m trainer.train for many GPUs)"))
     sample_arguments(commands.add_parser("sample", help="draw images from a trained checkpoint and keep the "
                                                         "best by CLIP score"))
+    mix_arguments(commands.add_parser("mix", help="a manifest mixing output folders' token files by weight "
+                                                  "(e.g. 80%% real, 20%% synthetic) for altcap train"))
     with_examples(top)
     return top
 
@@ -231,6 +274,7 @@ def parser() -> argparse.ArgumentParser:
 EXAMPLES = {
     "run": "altcap run --input 'crawl/*.warc.gz' --output out/ --set clip.enabled=true",
     "demo": "altcap demo --output demo-out",
+    "synth": "altcap synth --prompts classes.yaml --output synth-out/ --generator diffusers:sd-turbo/ -n 8 --keep 2",
     "text": "echo 'A red fox in the snow' | altcap text --preset cc3m -",
     "config": "altcap config > my.yaml",
     "kb": "altcap kb build --wikidata latest-all.json.bz2 --output kb/",
@@ -244,8 +288,10 @@ EXAMPLES = {
     "report": "altcap report out/",
     "ls": "altcap ls out/ --reason http_404",
     "inspect": "altcap inspect out/ --key 3f2a9c0e1b7d4a6e8c21 --into /tmp",
+    "review": "altcap review out/ --reject 3f2a9c0e1b7d4a6e8c21 --note 'the caption names another bird'",
     "train": "altcap train --set data=[out/] --set size=tiny --set max_steps=1000",
     "sample": "altcap sample --checkpoint ckpt/ --prompt 'a red fox in the snow' -n 8 --keep 2",
+    "mix": "altcap mix out/=0.8 synth-out/=0.2 --output mix.json",
 }
 
 
@@ -351,6 +397,23 @@ def run_inspect(args) -> int:
         with open(path, "wb") as file:
             file.write(image)
         print(f"image: {path}")
+    return 0
+
+
+def run_review(args) -> int:
+    """``altcap review``: what moved and what is left; exit status 3 when the funnel no longer adds up."""
+    from pipeline.funnel import AccountingError
+    from pipeline.review import keys_given, review
+
+    try:
+        done = review(args.output, keys_given(args.reject, args.reject_file), args.note)
+    except AccountingError as err:
+        print(f"altcap: accounting check FAILED: {err}", file=sys.stderr)
+        return 3
+    if done["already"]:
+        print(f"{len(done['already'])} sample(s) rejected by a person before: left as they are")
+    print(f"{done['moved']} samples moved to rejects (human_review); {done['samples']} samples left")
+    print(f"report for a person: {done['report']}")
     return 0
 
 
@@ -466,6 +529,34 @@ def check_run_arguments(args) -> None:
         raise ConfigError("altcap run needs --input and --output (or --retry-failed OUT_DIR)")
 
 
+def run_synth(args, beam_args: list[str]) -> dict:
+    """``altcap synth``: from prompts, or variations of a finished folder's samples."""
+    from pipeline.synth_run import synth, variations
+
+    if bool(args.prompts) == bool(args.from_dataset):
+        raise ConfigError("altcap synth takes --prompts FILE, or --from-dataset OUT_DIR with --keep-rows R")
+    if args.from_dataset:
+        if args.keep_rows < 1 or args.slot or args.cap is not None:
+            raise ConfigError("--from-dataset needs --keep-rows R (R >= 1) and takes no --slot or --cap")
+        return variations(args.from_dataset, args.output, args.generator, keep_rows=args.keep_rows, per_sample=args.n,
+                          keep=args.keep, min_score=args.min_score, seed=args.seed, config_file=args.config,
+                          overrides=args.set, overwrite=args.overwrite, beam_args=beam_args)
+    return synth(args.prompts, args.output, args.generator, per_prompt=args.n, keep=args.keep,
+                 min_score=args.min_score, slots=slot_files(args.slot), cap=args.cap, seed=args.seed,
+                 config_file=args.config, overrides=args.set, overwrite=args.overwrite, beam_args=beam_args)
+
+
+def slot_files(given: list[str]) -> dict[str, str]:
+    """``altcap synth --slot NAME=FILE`` arguments as {name: file}."""
+    slots = {}
+    for each in given:
+        name, sep, path = each.partition("=")
+        if not (sep and name and path):
+            raise ConfigError(f"--slot {each}: give NAME=FILE, e.g. --slot class=classes.txt")
+        slots[name] = path
+    return slots
+
+
 def print_summary(stats: dict) -> None:
     print(f"\n{'stage':<12} {'in':>9} {'passed':>9} {'rejected':>9}  top reasons")
     for entry in stats["funnel"]:
@@ -515,8 +606,9 @@ def dry_run_job(args, beam_args: list[str]):
 def main(argv: list[str] | None = None) -> int:
     args, beam_args = parser().parse_known_args(argv)
     tools = {"text": run_text, "kb": run_kb, "hypernymize": run_hypernymize,  # no pipeline: no Beam options
-             "tokenizer": run_tokenizer, "tokens": run_tokens, "train": run_train, "sample": run_sample,
-             "phash": run_phash, "stats": run_stats, "report": run_report, "ls": run_ls, "inspect": run_inspect}
+             "tokenizer": run_tokenizer, "tokens": run_tokens, "train": run_train, "sample": run_sample, "mix": run_mix,
+             "phash": run_phash, "stats": run_stats, "report": run_report, "ls": run_ls, "inspect": run_inspect,
+             "review": run_review}
     if args.command in tools:
         setup_logging(False)
         if beam_args:
@@ -555,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
             found = score(args.output, score_config(args), beam_args=beam_args)
             print(f"{found['shards_scored']} shard(s) scored, {found['shards_skipped']} already done")
             stats = found["stats"]
+        elif args.command == "synth":
+            stats = run_synth(args, beam_args)
         elif args.command == "demo":
             from pipeline.demo import run_demo
 

@@ -26,7 +26,7 @@ RANDOM_WEIGHTS = "clip_random_weights"  # set on the samples a model without wei
 
 class ClipStep(ShardStep):
     stage = "clip"
-    reasons = (clip_rules.REASON, clip_grounding.REASON)
+    reasons = (clip_rules.REASON, clip_grounding.REASON, clip_grounding.CLASS_REASON)
     settings: ClassVar[dict] = {"clip": ClipConfig}
     side_file = EMBEDDINGS
 
@@ -87,7 +87,8 @@ class ClipStep(ShardStep):
             if labels is not None:
                 record["clip_labels"] = labels[n]
                 if not failure and self.info["filtering"]:  # random labels drop nothing
-                    failure = self.grounder.check(record.get("caption") or "", labels[n])
+                    failure = (clip_grounding.check_class(record["label"], labels[n]) if record.get("label")
+                               else self.grounder.check(record.get("caption") or "", labels[n]))
             if failure:
                 outcomes[i] = reject(record, self.stage, *failure)
             else:

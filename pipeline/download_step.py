@@ -18,6 +18,10 @@ class DownloadStep(RecordStep):
     settings: ClassVar[dict] = {"download": DownloadConfig}
 
     @classmethod
+    def enabled(cls, config) -> bool:
+        return not config.synth.generator  # a synthetic run's images are generated (pipeline.generate_step)
+
+    @classmethod
     def retryable(cls, reason: str) -> bool:
         return is_transient(reason)
 

@@ -32,6 +32,7 @@ from dataset.side_arrays import drop_keys
 from dataset.writer import ShardWriter
 from filters.record import is_rejected
 from pipeline.config import Config, config_from_dict
+from pipeline.generate_step import GenerateStep
 from pipeline.metrics import count, count_stage
 from pipeline.pools import MODEL_STAGES, on_model_pool
 from pipeline.shard_builder import funnel_of
@@ -109,8 +110,10 @@ def shard_step(config: Config, out_dir: str, retry: RetryFailed | None = None) -
     """The shard step of ``altcap run``: on the model pool when the models run inside it."""
     leave_out = model_pass_stages(config)
     transform = beam.ParDo(BuildShards(config.to_dict(), out_dir, leave_out, retry))
-    models = any(step.stage in MODEL_STAGES for step in enabled_steps(config))
-    return on_model_pool(transform, config) if models and not leave_out else transform
+    stages = {step.stage for step in enabled_steps(config)}
+    # a synthetic run's generator makes the images the shard step writes: it never waits for a model pass
+    models = (stages & set(MODEL_STAGES) and not leave_out) or GenerateStep.stage in stages
+    return on_model_pool(transform, config) if models else transform
 
 
 class ModelSteps(beam.DoFn):

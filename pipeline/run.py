@@ -155,11 +155,12 @@ def build(pipeline: beam.Pipeline, items: list[tuple[str, str]], config: Config,
     candidates = (read["records"], crawled["records"]) | "AllCandidates" >> beam.Flatten()
     rejects = [read[REJECTED], crawled[REJECTED]]
 
-    texts = candidates | "Text" >> CountedStage(TEXT, TextRules(config_dict))
-    candidates = texts["kept"]
-    rejects.append(texts[REJECTED])
+    if not config.synth.generator:  # a synthetic run's captions are its prompts: no alt-text rules
+        texts = candidates | "Text" >> CountedStage(TEXT, TextRules(config_dict))
+        candidates = texts["kept"]
+        rejects.append(texts[REJECTED])
 
-    if config.dedup.url != "none":
+    if config.dedup.url != "none" and not config.synth.generator:
         deduped = candidates | "UrlDedup" >> CountedStage(URL_DEDUP, UrlDedup(config.dedup.url))
         candidates = deduped["kept"]
         rejects.append(deduped[REJECTED])

@@ -20,6 +20,7 @@ from filters.record import SOURCE, is_input_error, is_rejected, make_key, new_re
 from pipeline import progress
 from pipeline.config import Config, config_from_dict
 from pipeline.metrics import REJECTED, count_verdict
+from synth.records import prompt_records, variation_records
 
 log = logging.getLogger("altcap")
 
@@ -81,6 +82,13 @@ def iter_source(kind: str, path: str, config: Config) -> Iterator[dict]:
             yield from img2dataset_folder.read_webdataset_tar(stream, tar_path=path)
     elif kind == "img2dataset_files":
         yield from _files_layout_records(path)
+    elif kind == "prompts":
+        with fileio.open_read(path) as stream:
+            yield from prompt_records(stream, per_prompt=config.synth.per_prompt, seed=config.synth.seed)
+    elif kind == "variations":  # a finished shard's parquet: OUT_DIR/shards/NNNNN.parquet
+        folder, name = path.rsplit("/", 1)
+        yield from variation_records(folder.rsplit("/", 1)[0], int(name.split(".")[0]),
+                                     per_prompt=config.synth.per_prompt, seed=config.synth.seed)
     else:
         raise ValueError(f"unknown input kind {kind!r}")
 

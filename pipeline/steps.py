@@ -8,12 +8,14 @@ from __future__ import annotations
 from pipeline.clip_step import ClipStep
 from pipeline.decontaminate_step import DecontaminateStep
 from pipeline.download_step import DownloadStep
+from pipeline.generate_step import GenerateStep
 from pipeline.hypernymize_step import HypernymizeStep
 from pipeline.image_step import ImageStep
 from pipeline.safety_step import SafetyStep
 from pipeline.tokens_step import TokensStep
 
 SHARD_STEPS = (
+    GenerateStep,
     DownloadStep,
     ImageStep,
     DecontaminateStep,

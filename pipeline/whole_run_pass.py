@@ -4,10 +4,13 @@ image dedup). ``pipeline.passes.PASSES`` lists them in the order they run.
 
 A pass is a PTransform from (shard id, samples) to (shard id, samples left), with its ``stage``,
 its ``reason``, its reject files (``rejects``: rejects/<rejects>-NNNNN.parquet), the run-level
-summary file it writes (if any) and ``enabled(config)``. It visits every shard once, so the funnel
-adds up, and drops through ``dataset.rewrite``, which is idempotent: a killed run finishes the
-pass. What it judges by must not change on a resume: ``reread`` reads a column of the samples that
-reached the pass, from the shard and from the reject files of this pass and of every pass after it.
+summary file it writes (if any) and ``enabled(config)``, decided from the config alone when the job
+is built (building never reads the output folder: a dry run of a gs:// folder looks nothing up); a
+pass that depends on what the folder holds reads it where it runs (``pipeline.human_review``). It
+visits every shard once, so the funnel adds up, and drops through ``dataset.rewrite``, which is
+idempotent: a killed run finishes the pass. What it judges by must not change on a resume:
+``reread`` reads a column of the samples that reached the pass, from the shard and from the reject
+files of this pass and of every pass after it.
 ``monotone``: more samples in the run can only add to what the pass drops (exact dedup), so a
 retry that brings samples back (``pipeline.shard_retry``) need not fetch the ones it dropped again.
 """
@@ -74,17 +77,22 @@ def reread(out_dir: str, shard_id: int, column: str, *, rereads: tuple[str, ...]
     return [value for path in paths for value in column_if_any(path, column)]
 
 
+def drop_failing(out_dir: str, shard_id: int, check: Callable[[dict], tuple[str, str] | None],
+                 *, stage: str, rejects: str) -> int:
+    """Drop the samples ``check`` fails ((reason, detail), or None: the sample stays) from a shard into
+    its reject file of prefix ``rejects``; returns how many that file holds."""
+    def judge(samples: list[dict]) -> list[dict]:
+        failures = ((sample, check(sample)) for sample in samples)
+        return [reject_row(reject(dict(sample, image_url=sample["url"]), stage, *failure))
+                for sample, failure in failures if failure]
+
+    return drop_from_shard(out_dir, shard_id, pass_rejects(out_dir, rejects, shard_id), judge)
+
+
 def cut_shard(out_dir: str, shard_id: int, written: int, check: Callable[[dict], tuple[str, str] | None] | None,
               *, stage: str, reason: str, rejects: str) -> int:
     """A pass's visit to one shard: drop the samples ``check`` fails (None: none) into the shard's
     reject file of prefix ``rejects``, count the stage; returns the samples left."""
-    dropped = 0
-    if check is not None:
-        def judge(samples: list[dict]) -> list[dict]:
-            failures = ((sample, check(sample)) for sample in samples)
-            return [reject_row(reject(dict(sample, image_url=sample["url"]), stage, *failure))
-                    for sample, failure in failures if failure]
-
-        dropped = drop_from_shard(out_dir, shard_id, pass_rejects(out_dir, rejects, shard_id), judge)
+    dropped = 0 if check is None else drop_failing(out_dir, shard_id, check, stage=stage, rejects=rejects)
     count_stage(stage, written, {reason: dropped})
     return written - dropped

@@ -65,3 +65,16 @@ def demo_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     done = subprocess.run([ALTCAP, "demo", "--output", str(folder)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done, folder
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module of tiny models: they gain nothing from threads, and on a busy 2-core
+    machine a second thread slowed a sampling step 26-fold (3.1 s against 0.12 s) and doubled the trainer's
+    300 steps (150 s against 75 s)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -97,6 +97,13 @@ GROUPINGS["score"] = {
     **{n: why for n, why in GROUPINGS["run"].items() if n.startswith(("clip_top/", "Written/"))},
 }
 GROUPINGS["run_on_pools"] = {**GROUPINGS["run"], "ModelPass/SpreadShards/ReshufflePerKey/GroupByKey": RANDOM_KEYS}
+GROUPINGS["synth"] = {  # one input (beam.Create reshuffles more only); no alt-text rules, no URL dedup; best_of
+    **{n: why for n, why in GROUPINGS["run"].items()
+       if n.startswith(("SpreadInputs/", "CrawlPages/", "AssignShards/", "image_dedup/", "WriteRejects/",
+                        "Written/"))},
+    "best_of/GroupByPrompt": "a prompt id: (score, key, shard) of its N images (synth.per_prompt)",
+    "best_of/JoinOutranked/CoGroupByKeyImpl/GroupByKey": "a shard id: its sample count and losers",
+}
 GLOBAL_COMBINES = {  # the combines over one constant key (CombineGlobally): their CombineFn, and what it holds
     "AssignShards/CountRecords/CombineGlobally(CountCombineFn)/CombinePerKey": ("CountCombineFn", "a count"),
     "concepts/CountConcepts/CombinePerKey": ("SumCounts", "mentions per concept"),
@@ -134,11 +141,13 @@ SIDE_INPUTS = {
     "tokenize": {},
 }
 SIDE_INPUTS["run_on_pools"] = SIDE_INPUTS["run"]
+SIDE_INPUTS["synth"] = {n: why for n, why in SIDE_INPUTS["run"].items()
+                        if n.startswith(("AssignShards/", "WriteRejects/", "Written/"))}
 SIDE_INPUTS["score"] = {n: why for n, why in SIDE_INPUTS["run"].items() if n.startswith(("clip_top/", "Written/"))}
 ACCELERATOR = "type:nvidia-l4;count:1;install-nvidia-driver"
 POOLS = [f"pools.accelerator={ACCELERATOR}", "pools.min_ram=16GB"]
 ON_GPUS = {"run": set(), "run_on_pools": {"ModelPass/ModelSteps"}, "score": {"Score/ModelSteps"},
-           "tokenize": {"Tokenize"}}  # the model steps
+           "tokenize": {"Tokenize"}, "synth": {"BuildShards"}}  # the model steps; a generator in the shard step
 JOBS = list(ON_GPUS)
 
 
@@ -167,7 +176,9 @@ def jobs(every_step):
     doubling (15-30 s, auth._Credentials), so a dry run that looked one up would be slow offline."""
     run_config, pools_config = local_config(*every_step), local_config(*every_step, *POOLS)
     on_pools = local_config(*every_step, *POOLS, "pools.model_pass=true")
+    synth_config = local_config("synth.generator=altcap:/checkpoint", "synth.keep=2", *every_step[1:5], *POOLS)
     builders = {"run": lambda p: build(p, ITEMS, run_config, OUT),
+                "synth": lambda p: build(p, [("prompts", "gs://altcap-test/in/prompts.jsonl")], synth_config, OUT),
                 "run_on_pools": lambda p: build(p, ITEMS, on_pools, OUT),
                 "score": lambda p: score.build(p, [0, 1, 2], pools_config, OUT),
                 "tokenize": lambda p: tokenize.build(p, [0, 1, 2], pools_config, OUT)}
@@ -269,9 +280,8 @@ def test_no_step_holds_a_whole_input_in_one_worker(jobs, name):
                     pardo(keyed_by).do_fn.urn == python_urns.KEY_WITH_NONE_DOFN:
                 payload = protos.CombinePayload.FromString(t.spec.payload).combine_fn.payload
                 global_combines[step_name] = type(pickler.loads(payload)).__name__
-    expected = {n: fn for n, (fn, _) in GLOBAL_COMBINES.items()
-                if name != "score" or n.startswith(("clip_top/", "Written/"))}
-    assert global_combines == ({} if name == "tokenize" else expected)
+    expected = {n: fn for n, (fn, _) in GLOBAL_COMBINES.items() if f"{n}/GroupByKey" in GROUPINGS[name]}
+    assert global_combines == expected
     side_inputs = {made_by[t.inputs[tag]] for t in steps.values() if t.spec.urn == common_urns.primitives.PAR_DO.urn
                    for tag in pardo(t).side_inputs}
     assert side_inputs == set(SIDE_INPUTS[name])

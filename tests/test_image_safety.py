@@ -209,7 +209,9 @@ def test_heads_score_every_sample_as_the_head_file_does_and_cut_at_the_settings(
         assert row.get("reason") == reason
     assert set(reasons(stats, "safety")) == {"nsfw", "watermark"} and stats["check"]["ok"]
     assert stats["safety"]["nsfw"]["max"] == 0.5 and stats["safety"]["filtering"]
-    assert "nsfw_score: " in (out / "report.html").read_text()  # the histogram with its cut
+    report = (out / "report.html").read_text()
+    assert "data-column=nsfw_score>" in report and "data-column=watermark_score>" in report  # histograms
+    assert "cut 0.5" in report and "cut 0.8" in report  # with their cuts
     before = contents(out)
     assert run_local([listing], out, *settings)["funnel"] == stats["funnel"]
     assert contents(out) == before

@@ -170,14 +170,14 @@ def test_record_steps_run_fused_in_the_pool_and_batch_steps_see_full_batches():
 
 
 def test_the_lists_make_the_funnel_order_and_the_config():
-    assert stage_order() == ("source", "text", "url_dedup", "download", "image", "decontaminate", "clip", "safety",
-                             "hypernymize", "tokens", "concepts", "clip_top", "image_dedup", "near_dedup",
-                             "semantic_dedup")
+    assert stage_order() == ("source", "text", "url_dedup", "generate", "download", "image", "decontaminate", "clip",
+                             "safety", "hypernymize", "tokens", "concepts", "clip_top", "best_of", "image_dedup",
+                             "near_dedup", "semantic_dedup", "review")
     sections = Config().to_dict()
     for step in steps.SHARD_STEPS:
         assert set(step.settings) <= set(sections)
-    assert [each.stage for each in passes.PASSES] == ["concepts", "clip_top", "image_dedup", "near_dedup",
-                                                      "semantic_dedup"]
+    assert [each.stage for each in passes.PASSES] == ["concepts", "clip_top", "best_of", "image_dedup", "near_dedup",
+                                                      "semantic_dedup", "review"]
 
 
 def test_overwrite_deletes_every_side_file_and_pass_summary(tmp_path):

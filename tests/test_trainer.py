@@ -34,6 +34,7 @@ from trainer.train import load_train_config, train
 
 from test_clip import TINY
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SOURCES = {"astronaut": "an astronaut in a white suit", "coffee": "a cup of coffee on a saucer",
            "chelsea": "a cat lying on a wooden floor", "rocket": "a rocket on the launch pad",
            "immunohistochemistry": "stained tissue under a microscope", "hubble_deep_field": "galaxies in deep space"}

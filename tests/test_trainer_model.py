@@ -129,16 +129,55 @@ SAMPLING = [dict(temperature=0), dict(temperature=1.0), dict(temperature=0.8, to
             dict(temperature=1.2, top_p=0.9), dict(temperature=1.0, top_k=10, top_p=0.8)]
 
 
+def generators(per_row: bool, seed: int = 7, rows: int = 4):
+    """One generator for the batch, or one per row."""
+    if per_row:
+        return [torch.Generator().manual_seed(seed + i) for i in range(rows)]
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("prefix_rows", [0, 1])
+@pytest.mark.parametrize("per_row", [False, True], ids=["one_generator", "per_row_generators"])
 @pytest.mark.parametrize("guidance", [1.0, 3.0])
 @pytest.mark.parametrize("sampling", SAMPLING, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
-def test_kv_cache_generates_the_same_codes(sampling, guidance):
+def test_kv_cache_generates_the_same_codes(sampling, guidance, per_row, prefix_rows):
     model = tiny_model(spread=0.1)
-    text, lengths, _ = batch()
-    drawn = [model.generate(text, lengths, guidance=guidance, use_cache=cache,
-                            generator=torch.Generator().manual_seed(7), **sampling) for cache in (True, False)]
+    text, lengths, codes = batch()
+    prefix = codes[:, :prefix_rows * TINY["image_grid"]]
+    drawn = [model.generate(text, lengths, guidance=guidance, use_cache=cache, generator=generators(per_row),
+                            prefix=prefix, **sampling) for cache in (True, False)]
     assert drawn[0].shape == (4, 9) and drawn[0].dtype == torch.int64
     assert torch.equal(drawn[0], drawn[1])
+    assert torch.equal(drawn[0][:, :prefix.size(1)], prefix)
     assert drawn[0].min() >= 0 and drawn[0].max() < TINY["image_vocab"]
+
+
+@pytest.mark.parametrize("guidance", [1.0, 3.0])
+def test_a_row_with_its_own_generator_draws_the_same_codes_in_any_batch(guidance):
+    model = tiny_model(spread=0.1)
+    text, lengths, codes = batch()
+    prefix = codes[:, :3]
+    together = model.generate(text, lengths, guidance=guidance, generator=generators(True), prefix=prefix)
+    for i in range(4):
+        alone = model.generate(text[[i]], lengths[[i]], guidance=guidance, prefix=prefix[[i]],
+                               generator=[torch.Generator().manual_seed(7 + i)])
+        assert torch.equal(alone[0], together[i])
+    flipped = model.generate(text.flip(0), lengths.flip(0), guidance=guidance, prefix=prefix.flip(0),
+                             generator=generators(True)[::-1])
+    assert torch.equal(flipped, together.flip(0))
+    same_caption = model.generate(text[[0, 0]], lengths[[0, 0]], guidance=guidance, generator=generators(True, rows=2))
+    assert not torch.equal(same_caption[0], same_caption[1])  # another seed, another image
+
+
+def test_generators_and_prefix_must_fit_the_batch():
+    model = tiny_model()
+    text, lengths, codes = batch()
+    with pytest.raises(ValueError, match="3 generators for 4 captions"):
+        model.generate(text, lengths, generator=generators(True, rows=3))
+    with pytest.raises(ValueError, match="prefix must be"):
+        model.generate(text, lengths, prefix=codes[:2, :3])
+    whole = model.generate(text, lengths, prefix=codes)  # nothing left to draw
+    assert torch.equal(whole, codes)
 
 
 def test_greedy_generation_is_the_forward_pass_argmax():
@@ -154,6 +193,12 @@ def test_greedy_generation_is_the_forward_pass_argmax():
     uncond = image_logits(model, *unconditional(text, lengths), guided)
     assert torch.equal((uncond + 3.0 * (cond - uncond)).argmax(-1), guided)
     assert not torch.equal(guided, codes)  # guidance changed something
+    given = batch()[2][:, :4]  # the first row and one code: each drawn code follows them, as in training
+    completed = model.generate(text, lengths, temperature=0, guidance=3.0, prefix=given)
+    cond = image_logits(model, text, lengths, completed)
+    uncond = image_logits(model, *unconditional(text, lengths), completed)
+    assert torch.equal(completed[:, :4], given)
+    assert torch.equal((uncond + 3.0 * (cond - uncond)).argmax(-1)[:, 4:], completed[:, 4:])
 
 
 def test_top_k_one_is_greedy():

@@ -3,7 +3,8 @@
 Each folder is an altcap output folder: ``tokens/NNNNN.npy`` (one structured array per shard: key,
 text_ids, text_length, image_codes) and ``tokens/tokenizers.json``. Files are memory-mapped and a
 batch is a gather of rows: nothing to decode, so no DataLoader worker processes are needed, nor a
-prefetch thread.
+prefetch thread. `TokenStream` reads a list of folders as one; `MixedStream` draws from each folder of
+a mix manifest (``synth.mix``) its weight's share of every batch.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class TokenStream:
         self.paths = sorted(p for folder in folders for p in glob.glob(os.path.join(folder, TOKENS.folder, "*.npy")))
         if not self.paths:
             raise FileNotFoundError(f"no token files in {', '.join(folders)}")
+        self.folders = folders
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
         self.split, self.val_per_mille, self.mix = split, val_per_mille, mix
         self.epoch, self.offset = 0, 0
@@ -74,20 +76,27 @@ class TokenStream:
         return {"epoch": int(self.epoch), "offset": int(self.offset)}
 
     def load_state(self, state: dict) -> None:
+        if "epoch" not in state:
+            raise ValueError("the data position is of a mix manifest's sources, not of a list of folders")
         self.epoch, self.offset = int(state["epoch"]), int(state["offset"])
 
     def __iter__(self):
         return self
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        parts, need, fresh = [], self.batch_size, None  # fresh: rows still needed when an epoch began in this call
+        return self.take(self.batch_size)
+
+    def take(self, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The next ``count`` rows (fewer at the end of the val pass): a batch, or a mixed batch's share."""
+        parts, need, fresh = [], count, None  # fresh: rows still needed when an epoch began in this call
         while need:
             group = self._current()
             if group is None:  # past the epoch's end
                 if self.split == "val":
                     break
                 if fresh == need:
-                    raise ValueError(f"rank {self.rank} of {self.world_size} has no {self.split} rows in an epoch")
+                    raise ValueError(f"rank {self.rank} of {self.world_size} has no {self.split} rows in an epoch "
+                                     f"of {', '.join(self.folders)}")
                 self.epoch, self.offset, fresh = self.epoch + 1, 0, need
                 continue
             start, end, files, starts, rows, positions = group
@@ -96,7 +105,7 @@ class TokenStream:
             self.offset = start + positions[first + need - 1] + 1 if len(taken) == need else end
             parts.append(gather(files, starts, taken))
             need -= len(taken)
-        if need == self.batch_size:
+        if need == count:
             raise StopIteration
         return tuple(torch.from_numpy(np.concatenate(part)) for part in zip(*parts))
 
@@ -148,6 +157,60 @@ class TokenStream:
             raise ValueError(f"keys of {', '.join(paths)} must start with 8 hex digits ({error})") from None
         positions = np.flatnonzero(val[order] == (self.split == "val"))
         return files, starts, order[positions], positions
+
+
+class MixedStream:
+    """Training batches from several folders (the sources of a mix manifest, ``altcap mix``) in proportion
+    to their weights, deterministic for (seed, rank, world_size) and resumable exactly from `state()`.
+
+    Each source is a TokenStream of its own, with its own epochs (a source smaller than its share
+    repeats sooner). Each row of a batch goes to the source furthest behind its share of the rows
+    handed out so far (n * weight - taken, the first such source on a tie): after any n rows a source
+    is less than a row ahead of n * weight and at most a row or two behind, whatever the batch size,
+    and every rank draws the same counts from each source.
+    """
+
+    def __init__(self, folders: list[str], weights: list[float], batch_size: int, *, rank: int = 0,
+                 world_size: int = 1, seed: int = 0, val_per_mille: int = 10, mix: int = 8):
+        if len(folders) != len(weights) or not all(weight > 0 for weight in weights):
+            raise ValueError(f"a weight above 0 for each folder, not {weights} for {folders}")
+        token_folders_spec(folders)
+        self.folders, self.weights = list(folders), [weight / sum(weights) for weight in weights]
+        self.batch_size = batch_size
+        self.streams = [TokenStream([folder], batch_size, rank=rank, world_size=world_size, seed=seed, split="train",
+                                    val_per_mille=val_per_mille, mix=mix) for folder in folders]
+        self.taken = [0] * len(folders)
+
+    def state(self) -> dict:
+        return {"sources": [{"folder": folder, "weight": weight, "taken": taken, **stream.state()} for
+                            folder, weight, taken, stream in zip(self.folders, self.weights, self.taken, self.streams)]}
+
+    def load_state(self, state: dict) -> None:
+        if "sources" not in state:
+            raise ValueError("the data position is of a list of folders, not of a mix manifest's sources")
+        theirs = [(source["folder"], source["weight"]) for source in state["sources"]]
+        if theirs != list(zip(self.folders, self.weights)):
+            raise ValueError(f"the data position is of another mix ({', '.join(f'{f}={w:g}' for f, w in theirs)})")
+        for stream, source in zip(self.streams, state["sources"]):
+            stream.load_state(source)
+        self.taken = [int(source["taken"]) for source in state["sources"]]
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        counts = self.counts()
+        parts = [stream.take(count) for stream, count in zip(self.streams, counts) if count]
+        self.taken = [taken + count for taken, count in zip(self.taken, counts)]
+        return tuple(torch.cat(part) for part in zip(*parts))
+
+    def counts(self) -> list[int]:
+        """How many rows of the next batch each source gives."""
+        taken = list(self.taken)
+        for n in range(sum(taken) + 1, sum(taken) + self.batch_size + 1):
+            behind = [n * weight - count for weight, count in zip(self.weights, taken)]
+            taken[behind.index(max(behind))] += 1
+        return [after - before for after, before in zip(taken, self.taken)]
 
 
 def gather(files: list[np.ndarray], starts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:

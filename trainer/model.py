@@ -221,22 +221,33 @@ class DalleTransformer(nn.Module):
     @torch.no_grad()
     def generate(self, text_ids: torch.Tensor, text_lengths: torch.Tensor, *, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, guidance: float = 1.0,
-                 generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
-        """Draw (B, grid**2) image codes for the captions, one code at a time (see ``sample_next``). With
-        ``guidance`` != 1 each step also runs the empty caption and samples from uncond + guidance * (cond - uncond)
-        (classifier-free guidance, Ho & Salimans 2022). With ``use_cache`` the caption and start-of-image run once
-        and then one position a step; without, every step runs the whole prefix again. Call model.eval() first."""
+                 generator: torch.Generator | list[torch.Generator] | None = None, prefix: torch.Tensor | None = None,
+                 use_cache: bool = True) -> torch.Tensor:
+        """Draw (B, grid**2) image codes for the captions, one code at a time (see ``sample_next``). ``generator``
+        is one for the batch, or a list of one per row: then a row's codes depend on its caption and generator
+        only, whatever else is in the batch. ``prefix``, (B, P) codes, is how each image starts, e.g. its first
+        P / grid rows (DALL-E's image completion): only the codes after them are drawn. With ``guidance`` != 1
+        each step also runs the empty caption and samples from uncond + guidance * (cond - uncond) (classifier-free
+        guidance, Ho & Salimans 2022), one draw per row. With ``use_cache`` the caption, start-of-image and prefix
+        run once and then one position a step; without, every step runs the whole prefix again. Call model.eval()
+        first."""
         if top_p is not None and not 0 < top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        B = text_ids.size(0)
+        B, N = text_ids.size(0), self.config.image_length
+        if isinstance(generator, (list, tuple)) and len(generator) != B:
+            raise ValueError(f"{len(generator)} generators for {B} captions: give one, or one per caption")
+        codes = text_ids.new_empty(B, 0) if prefix is None else prefix.to(text_ids.device, torch.int64)
+        if codes.size(0) != B or codes.size(1) > N:
+            raise ValueError(f"prefix must be ({B}, at most {N}) codes, got {tuple(codes.shape)}")
         if guidance != 1:
             empty_ids, empty_lengths = unconditional(text_ids, text_lengths)
             text_ids, text_lengths = torch.cat([text_ids, empty_ids]), torch.cat([text_lengths, empty_lengths])
+            codes = codes.repeat(2, 1)
         prompt = self.embed_text(text_ids, text_lengths)
-        codes = text_ids.new_empty(text_ids.size(0), 0)
         caches = [KVCache(self.config.sequence_length) for _ in self.blocks] if use_cache else None
-        for j in range(self.config.image_length):
-            if use_cache and j > 0:
+        first = codes.size(1)
+        for j in range(first, N):
+            if use_cache and j > first:
                 x = self.embed_image(codes[:, -1:], j)
             else:
                 x = torch.cat([prompt, self.embed_image(codes, 0)], dim=1)
@@ -250,10 +261,10 @@ class DalleTransformer(nn.Module):
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
     """One id per row of (B, V) ``logits``: scaled by 1 / temperature, cut to the top_k most likely, then to the
     fewest whose probability reaches top_p (nucleus sampling, Holtzman et al. 2020). Temperature 0 takes the
-    argmax."""
+    argmax. ``generator``: one for all rows, or a list with each row's own."""
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits / temperature
@@ -265,7 +276,10 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
         probs = ordered.softmax(dim=-1)
         beyond = probs.cumsum(dim=-1) - probs >= top_p  # the more likely ids already reach top_p
         logits = logits.masked_fill(beyond.scatter(-1, order, beyond), float("-inf"))
-    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
+    probs = logits.softmax(dim=-1)
+    if isinstance(generator, (list, tuple)):
+        return torch.cat([torch.multinomial(row[None], 1, generator=g)[0] for row, g in zip(probs, generator)])
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
 def unconditional(text_ids: torch.Tensor, text_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -47,6 +47,19 @@ def load_model(checkpoint: str, device: torch.device) -> tuple[DalleTransformer,
     return model.to(device).eval(), meta["tokenizers"]
 
 
+def caption_ids(text_tokenizer, prompts: list[str], length: int,
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (n, length) int64 text ids and (n,) lengths of the prompts, as ``DalleTransformer.generate`` takes them."""
+    encoded = text_tokenizer.encode(prompts, length)
+    return (torch.from_numpy(encoded.ids.astype(np.int64)).to(device),
+            torch.from_numpy(encoded.lengths.astype(np.int64)).to(device))
+
+
+def pictures_of(image_tokenizer, codes: torch.Tensor) -> list[Image.Image]:
+    """The RGB images the VQ model decodes (n, grid * grid) codes to."""
+    return [Image.fromarray(array) for array in image_tokenizer.decode(codes).numpy()]
+
+
 def rerank(images: list[Image.Image], prompt: str, scorer, keep: int) -> tuple[list[int], list[float]]:
     """The indices of the ``keep`` images CLIP scores highest against the prompt, best first, and their scores."""
     scores = scorer.score(images, [prompt] * len(images)).scores
@@ -78,17 +91,15 @@ def sample(checkpoint: str, prompt: str, *, n: int = 16, keep: int = 4, temperat
     where = resolve_device(device)
     model, spec = load_model(checkpoint, where)
     image_tokenizer, text_tokenizer = tokenizers_of(spec, device=str(where))
-    encoded = text_tokenizer.encode([prompt], model.config.text_length)
+    ids, length = caption_ids(text_tokenizer, [prompt], model.config.text_length, where)
     generator = torch.Generator(where).manual_seed(seed)
     codes = []
     for start in range(0, n, batch_size):
         count = min(batch_size, n - start)
-        text = torch.from_numpy(encoded.ids.astype(np.int64)).to(where).repeat(count, 1)
-        lengths = torch.from_numpy(encoded.lengths.astype(np.int64)).to(where).repeat(count)
-        codes.append(model.generate(text, lengths, temperature=temperature, top_k=top_k, top_p=top_p,
-                                    guidance=guidance, generator=generator).cpu())
+        codes.append(model.generate(ids.repeat(count, 1), length.repeat(count), temperature=temperature, top_k=top_k,
+                                    top_p=top_p, guidance=guidance, generator=generator).cpu())
     codes = torch.cat(codes)
-    pictures = [Image.fromarray(array) for array in image_tokenizer.decode(codes).numpy()]
+    pictures = pictures_of(image_tokenizer, codes)
     scorer = ClipScorer(load_clip(ClipConfig(model=clip_model, pretrained=clip_pretrained, device=str(where))),
                         batch_size)
     order, scores = rerank(pictures, prompt, scorer, keep)

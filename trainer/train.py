@@ -7,9 +7,11 @@ Data parallel on one node or many (DDP; ``parallel: fsdp`` shards weights and op
     torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --master_port=29500 --nproc_per_node=8 -m trainer.train ...
 
 Every setting is a field of ``TrainConfig`` below; ``--config`` is a YAML mapping of them and ``--set``
-overrides one. ``out_dir/checkpoint/`` holds the weights (safetensors), ``model.json`` (the model's
-shape and the tokenizers that made its data) and ``state.pt`` (optimizer, step, each rank's data
-position; ``torch.load(weights_only=True)``). A run whose ``out_dir`` holds a checkpoint continues
+overrides one. ``data`` names output folders (read as one), or one mix manifest (``altcap mix``,
+synth/mix.py: every batch draws each folder's weight's share of rows). ``out_dir/checkpoint/``
+holds the weights (safetensors), ``model.json`` (the model's shape, the tokenizers that made its
+data, the mix manifest) and ``state.pt`` (optimizer, step, each rank's data position;
+``torch.load(weights_only=True)``). A run whose ``out_dir`` holds a checkpoint continues
 from it exactly: the learning rate is a function of the step, and every step seeds its own
 randomness (dropout, caption dropout) from (seed, step, rank), so nothing else needs saving.
 ``out_dir/log.jsonl`` has a line per logged step.
@@ -32,13 +34,15 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from trainer.data import TokenStream, token_folders_spec
+from synth.mix import MixError, is_manifest
+from synth.mix import read as read_mix
+from trainer.data import MixedStream, TokenStream, token_folders_spec
 from trainer.model import SIZES, DalleTransformer, ModelConfig, mfu, unconditional
 
 
 @dataclass
 class TrainConfig:
-    data: list[str] = field(default_factory=list)  # output folders of altcap runs, each with tokens/
+    data: list[str] = field(default_factory=list)  # output folders of altcap runs with tokens/, or a mix manifest
     out_dir: str = "train-out"
     size: str = "tiny"  # one of trainer.model.SIZES: tiny, 124M, 350M, 1.3B
     dropout: float = 0.0
@@ -105,6 +109,21 @@ def load_train_config(path: str | None = None, overrides: list[str] = ()) -> Tra
     if config.dtype not in ("auto", *DTYPES):
         raise TrainConfigError(f"dtype {config.dtype!r}: auto, {', '.join(DTYPES)}")
     return config
+
+
+def training_data(config: TrainConfig) -> tuple[list[str], list[float] | None, dict | None]:
+    """The folders to read, their weights (None: read as one, as listed) and the mix manifest when
+    ``data`` names one, checked against its folders (synth.mix.read)."""
+    if not any(map(is_manifest, config.data)):
+        return config.data, None, None
+    if len(config.data) > 1:
+        raise TrainConfigError(f"data: a mix manifest stands alone ({', '.join(config.data)}): name every folder "
+                               "in it (altcap mix)")
+    try:
+        manifest = read_mix(config.data[0])
+    except MixError as err:
+        raise TrainConfigError(str(err)) from None
+    return [s["folder"] for s in manifest["sources"]], [s["weight"] for s in manifest["sources"]], manifest
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -185,8 +204,8 @@ def checkpoint_dir(config: TrainConfig) -> str:
     return os.path.join(config.out_dir, "checkpoint")
 
 
-def save_checkpoint(config: TrainConfig, run: Run, model, optimizer, step: int, stream: TokenStream,
-                    model_config: ModelConfig, spec: dict) -> None:
+def save_checkpoint(config: TrainConfig, run: Run, model, optimizer, step: int, stream: TokenStream | MixedStream,
+                    model_config: ModelConfig, spec: dict, manifest: dict | None) -> None:
     """Write ``out_dir/checkpoint`` whole or not at all (a new folder renamed into place)."""
     from safetensors.torch import save_file
     from torch.distributed.checkpoint.state_dict import (
@@ -212,7 +231,7 @@ def save_checkpoint(config: TrainConfig, run: Run, model, optimizer, step: int, 
     save_file({name: tensor.contiguous() for name, tensor in weights.items()}, os.path.join(fresh, "model.safetensors"))
     with open(os.path.join(fresh, "model.json"), "w", encoding="utf-8") as handle:
         json.dump({"model": dataclasses.asdict(model_config), "tokenizers": spec, "step": step,
-                   "train": dataclasses.asdict(config)}, handle, indent=1)
+                   "train": dataclasses.asdict(config), "mix": manifest}, handle, indent=1)
     torch.save({"step": step, "optimizer": optimizer_state, "data": data_states, "world_size": run.world_size},
                os.path.join(fresh, "state.pt"))
     old = final + ".old"
@@ -230,7 +249,7 @@ def find_checkpoint(config: TrainConfig) -> str | None:
     return None
 
 
-def load_checkpoint(folder: str, model, optimizer, stream: TokenStream, run: Run) -> int:
+def load_checkpoint(folder: str, model, optimizer, stream: TokenStream | MixedStream, run: Run) -> int:
     """Restore weights, optimizer and this rank's data position; returns the step to continue at."""
     from safetensors.torch import load_file
     from torch.distributed.checkpoint.state_dict import (
@@ -250,7 +269,11 @@ def load_checkpoint(folder: str, model, optimizer, stream: TokenStream, run: Run
     full = StateDictOptions(full_state_dict=True)
     set_model_state_dict(model, load_file(os.path.join(folder, "model.safetensors")), options=full)
     set_optimizer_state_dict(model, optimizer, optim_state_dict=state["optimizer"], options=full)
-    stream.load_state(state["data"][run.rank])
+    try:
+        stream.load_state(state["data"][run.rank])
+    except ValueError as err:
+        raise TrainConfigError(f"{folder} was trained on other data than data names now ({err}): resume with the "
+                               "same data, or train into another out_dir") from None
     return int(state["step"])
 
 
@@ -270,9 +293,10 @@ def drop_captions(text_ids, text_lengths, share: float, generator: torch.Generat
 
 
 @torch.no_grad()
-def validation_loss(model, config: TrainConfig, run: Run) -> float | None:
-    """The mean loss over up to ``eval_batches`` batches of the held-out rows, over all ranks."""
-    stream = TokenStream(config.data, config.batch_size, rank=run.rank, world_size=run.world_size,
+def validation_loss(model, config: TrainConfig, run: Run, folders: list[str]) -> float | None:
+    """The mean loss over up to ``eval_batches`` batches of the folders' held-out rows (a mix's too:
+    unweighted, in file order), over all ranks."""
+    stream = TokenStream(folders, config.batch_size, rank=run.rank, world_size=run.world_size,
                          seed=config.seed, split="val", val_per_mille=config.val_per_mille)
     batches = [batch for _, batch in zip(range(config.eval_batches), stream)]
     count = torch.tensor(len(batches), device=run.device)
@@ -335,7 +359,8 @@ def train(config: TrainConfig, stop_after: int | None = None) -> list[float]:
 
 
 def _train(config: TrainConfig, run: Run, stop_after: int | None) -> list[float]:
-    spec = token_folders_spec(config.data)
+    folders, weights, manifest = training_data(config)
+    spec = token_folders_spec(folders)
     model_config = ModelConfig(text_vocab=spec["text"]["vocab_size"], text_length=spec["text"]["length"],
                                image_vocab=spec["image"]["codebook_size"], image_grid=spec["image"]["grid"],
                                dropout=config.dropout, **SIZES[config.size])
@@ -344,8 +369,9 @@ def _train(config: TrainConfig, run: Run, stop_after: int | None) -> list[float]
     flops_per_token = model.flops_per_token()
     trained = distribute(model, config, run)
     optimizer = optimizer_for(trained, config, run.device)
-    stream = TokenStream(config.data, config.batch_size, rank=run.rank, world_size=run.world_size, seed=config.seed,
-                         split="train", val_per_mille=config.val_per_mille)
+    where = dict(rank=run.rank, world_size=run.world_size, seed=config.seed, val_per_mille=config.val_per_mille)
+    stream = TokenStream(folders, config.batch_size, split="train", **where) if weights is None else \
+        MixedStream(folders, weights, config.batch_size, **where)
     os.makedirs(config.out_dir, exist_ok=True)
     found = find_checkpoint(config)
     first = load_checkpoint(found, trained, optimizer, stream, run) if found else 0
@@ -387,12 +413,12 @@ def _train(config: TrainConfig, run: Run, stop_after: int | None) -> list[float]
             dist.all_reduce(totals, op=dist.ReduceOp.AVG)
         losses.append(float(totals[0]))
         done = step + 1
-        val = validation_loss(trained, config, run) if done % config.eval_every == 0 or done == config.max_steps \
-            else None
+        evaluate = done % config.eval_every == 0 or done == config.max_steps
+        val = validation_loss(trained, config, run, folders) if evaluate else None
         if done % config.log_every == 0 or val is not None:
             progress.step(step, totals.tolist(), lr, val)
         if done % config.checkpoint_every == 0 or done == last:
-            save_checkpoint(config, run, trained, optimizer, done, stream, model_config, spec)
+            save_checkpoint(config, run, trained, optimizer, done, stream, model_config, spec, manifest)
     return losses
 
 
