@@ -9,7 +9,7 @@ generator. The ratio raw / altcap is what per-image seeds (an image depends on i
 not on its batch) cost. The weights are random (``synth.tiny_models``: no package ships text-to-image
 weights; speed does not depend on them); CLIP is a random ViT-B-32 unless ``--clip-pretrained``.
 
-    .venv/bin/python benchmarks/synth.py [--n 32] [--batch 8] [--device auto] [--altcap-size tiny]
+    .venv/bin/python benchmarks/synthesis.py [--n 32] [--batch 8] [--device auto] [--altcap-size tiny]
                                          [--image-size 64] [--sd-sample 8] [--steps 4]
 
 On a GPU: ``--altcap-size 124M --image-size 256 --sd-sample 64 --steps 30`` (a real-size bundled model,
