@@ -233,7 +233,8 @@ def tokens_section(stats: dict, written: dict) -> str:
                f"{charts.perplexity(codes):.0f}; captions {min(lengths)}-{max(lengths)} ids of {width}, "
                f"{info['captions_truncated']} cut to fit")
     usage = charts.code_usage(codes, info["codebook_size"])
-    lengths_chart = charts.histogram("caption length (text ids)", edges, counts, [0] * bins, cut=width)
+    lengths_chart = charts.histogram("caption length (text ids)", edges, counts, [0] * bins, cut=width,
+                                     cut_label=f"{width} ids: longer captions are cut")
     return (f"<section id=tokens><h2>Tokens</h2><p class=small>{_esc(tokens_line(info))}</p><p>{_esc(summary)}</p>"
             f"<div class=charts><figure class=chart data-column=image_codes>{usage}</figure>"
             f"<figure class=chart data-column=text_length>{lengths_chart}</figure></div></section>")

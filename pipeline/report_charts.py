@@ -59,14 +59,14 @@ def funnel(stages: list[str], passed: list[int], rejected: list[int]) -> str:
 
 @chart
 def histogram(title: str, edges: list[float], kept: list[int], dropped: list[int], *, cut: float | None = None,
-              ticks: list[tuple[float, str]] | None = None) -> str:
+              ticks: list[tuple[float, str]] | None = None, cut_label: str | None = None) -> str:
     """Kept and dropped counts per bin, stacked, with the cut as a red line."""
     figure, axes = _figure(4.2, 2.2)
     widths = [b - a for a, b in zip(edges, edges[1:])]
     axes.bar(edges[:-1], kept, width=widths, align="edge", color=KEPT, label="kept")
     axes.bar(edges[:-1], dropped, width=widths, bottom=kept, align="edge", color=DROPPED, label="dropped")
     if cut is not None:
-        axes.axvline(cut, color=CUT, linewidth=1.5, label=f"cut {cut:g}")
+        axes.axvline(cut, color=CUT, linewidth=1.5, label=cut_label or f"cut {cut:g}")
     if ticks:
         axes.set_xticks([at for at, _ in ticks], [label for _, label in ticks])
     axes.set_title(title, fontsize=9)
@@ -90,14 +90,15 @@ def categories(title: str, labels: list[str], kept: list[int], dropped: list[int
 
 @chart
 def code_usage(counts: list[int], codebook: int) -> str:
-    """Image codes by how often they occur, most used first (log scale): a healthy VQ codebook's curve
+    """Image codes by how often they occur, most used first (log-log): a healthy VQ codebook's curve
     is flat; codes never used sit at the end, past the line."""
     used = sorted((n for n in counts if n), reverse=True)
     figure, axes = _figure(4.2, 2.2)
-    axes.plot(range(1, len(used) + 1), used, color=KEPT)
+    axes.plot(range(1, len(used) + 1), used, color=KEPT, marker="." if len(used) < 50 else None)
+    axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.axvline(len(used), color=CUT, linewidth=1, label=f"{len(used):,} of {codebook:,} codes used")
-    axes.set_xlim(0, max(codebook, len(used)) + 1)
+    axes.axvline(max(len(used), 1), color=CUT, linewidth=1, label=f"{len(used):,} of {codebook:,} codes used")
+    axes.set_xlim(0.8, max(codebook, len(used)) * 1.2)
     axes.set_xlabel("code, by rank")
     axes.set_ylabel("occurrences")
     axes.set_title("image codes", fontsize=9)
