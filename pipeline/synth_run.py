@@ -32,7 +32,8 @@ def synth_settings(generator: str, *, per_prompt: int, keep: int, min_score: flo
                    labels_file: str | None) -> list[str]:
     """The settings a synthetic run starts from; the user's own come after them and win."""
     settings = [f"synth.generator={generator}", f"synth.per_prompt={per_prompt}", f"synth.keep={keep}",
-                f"synth.seed={seed}", "clip.enabled=true", "dedup.url=none"]
+                f"synth.seed={seed}", "clip.enabled=true", "dedup.url=none",
+                "image.formats=png"]  # what the generate step hands the image step (lossless; then encoded as set)
     if min_score is not None:
         settings.append(f"clip.min_score={min_score}")
     if labels_file:  # the zero-shot check: the class must be CLIP's first label among the run's classes

@@ -26,7 +26,7 @@ from synth.records import image_seed
 from synth.tiny_models import save_tiny_stable_diffusion
 
 from conftest import ALTCAP
-from pipeline_helpers import PERMISSIVE, reject_rows, shard_rows, tar_samples
+from pipeline_helpers import reject_rows, shard_rows, tar_samples
 from test_clip import TINY
 from test_synth_generators import checkpoint  # noqa: F401  (fixture)
 from test_trainer import settings, token_folder  # noqa: F401  (fixture)
@@ -59,7 +59,7 @@ def diffusion(tmp_path_factory) -> str:
 
 
 def common(tiny_clip: str, *more: str) -> list[str]:
-    return [*PERMISSIVE, "resize.image_size=32", "resize.encode_format=png", "resize.encode_quality=6",
+    return ["image.min_side=16", "resize.image_size=32", "resize.encode_format=png", "resize.encode_quality=6",
             f"clip.model={tiny_clip}", "clip.device=cpu", "clip.precision=fp32", "clip.batch_size=4",
             "clip.min_score=-1", "synth.batch_size=4", "synth.steps=2", "synth.device=cpu", *more]
 
