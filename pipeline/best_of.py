@@ -10,13 +10,9 @@ of this pass and the later ones), so a resume ranks the same set.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import apache_beam as beam
 
-from dataset import fileio
-from dataset.layout import pass_rejects
-from pipeline.whole_run_pass import WholeRunPass
+from pipeline.whole_run_pass import WholeRunPass, drop_named
 
 
 def outranked(entries: list[tuple[float, str, int]], keep: int) -> list[tuple[int, tuple[str, str]]]:
@@ -51,16 +47,11 @@ class BestOfPrompt(WholeRunPass):
                   | "GroupByPrompt" >> beam.GroupByKey()
                   | "Outranked" >> beam.FlatMap(lambda item: outranked(list(item[1]), keep)))
 
-        def check_of(shard_id: int, found: list[tuple[str, str]]) -> Callable[[dict], tuple] | None:
-            if not found and not fileio.exists(pass_rejects(out_dir, rejects, shard_id)):
-                return None
-            details = dict(found)
-            return lambda sample: (reason, details[sample["key"]]) if sample["key"] in details else None
-
         def visit(item):
             shard_id, grouped = item
-            return shard_id, cut(shard_id, sum(grouped["samples"]), check_of(shard_id, list(grouped["losers"])))
+            check = drop_named(out_dir, shard_id, rejects=rejects, reason=reason, details=dict(grouped["losers"]))
+            return shard_id, cut(shard_id, sum(grouped["samples"]), check)
 
         return ({"samples": shard_samples, "losers": losers}
-                | "JoinOutranked" >> beam.CoGroupByKey()
+                | "JoinLosers" >> beam.CoGroupByKey()
                 | "RewriteShards" >> beam.Map(visit))

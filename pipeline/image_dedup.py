@@ -7,14 +7,11 @@ loser is rewritten without it.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import apache_beam as beam
 
-from dataset import fileio
-from dataset.layout import pass_rejects, shard_paths
+from dataset.layout import shard_paths
 from dataset.reader import read_parquet
-from pipeline.whole_run_pass import WholeRunPass
+from pipeline.whole_run_pass import WholeRunPass, drop_named
 
 
 def losers_of(entries: list[tuple[str, int]]) -> list[tuple[int, tuple[str, str]]]:
@@ -52,23 +49,12 @@ class ImageDedup(WholeRunPass):
                   | "GroupBySha256" >> beam.GroupByKey()
                   | "Losers" >> beam.FlatMap(lambda item: losers_of(list(item[1]))))
 
-        def check_of(shard_id: int, found: list[tuple[str, str]]) -> Callable[[dict], tuple] | None:
-            """The check that drops ``found`` (key, winner key) from a shard; None when there is
-            nothing to drop and nothing was dropped before (the common case: the shard is not read)."""
-            if not found and not fileio.exists(pass_rejects(out_dir, rejects, shard_id)):
-                return None
-            winners = dict(found)
-
-            def check(sample: dict) -> tuple[str, str] | None:
-                winner = winners.get(sample["key"])
-                return (reason, f"same image as {winner}") if winner else None
-
-            return check
-
         def visit(item):
             shard_id, grouped = item
             written = sum(grouped["samples"])  # samples the earlier passes left
-            return shard_id, cut(shard_id, written, check_of(shard_id, list(grouped["losers"])))
+            details = {key: f"same image as {winner}" for key, winner in grouped["losers"]}
+            return shard_id, cut(shard_id, written, drop_named(out_dir, shard_id, rejects=rejects, reason=reason,
+                                                               details=details))
 
         return ({"samples": shard_samples, "losers": losers}
                 | "JoinLosers" >> beam.CoGroupByKey()

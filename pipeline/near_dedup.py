@@ -14,16 +14,15 @@ which the report shows.
 from __future__ import annotations
 
 import io
-from typing import Callable
 
 import apache_beam as beam
 from PIL import Image
 
 from dataset import fileio
-from dataset.layout import pass_rejects, shard_paths
+from dataset.layout import shard_paths
 from dataset.reader import image_ext_of, tar_samples
 from filters.near_dup import bands, near_duplicate_losers
-from pipeline.whole_run_pass import WholeRunPass
+from pipeline.whole_run_pass import WholeRunPass, drop_named
 
 PAIRS = "near_pairs"  # out/near_pairs/<loser key>.jpg: the dropped image beside the one kept
 PAIRS_PER_SHARD, PAIR_SHARDS = 2, 32  # pairs saved: a few from each of the first shards, not one per loser
@@ -90,26 +89,15 @@ class NearDuplicates(WholeRunPass):
                   | "SmallestWinner" >> beam.CombinePerKey(min)
                   | "ByShard" >> beam.Map(lambda found: (found[1][2], (found[0], *found[1]))))
 
-        def check_of(shard_id: int, found: list[tuple]) -> Callable[[dict], tuple] | None:
-            if not found and not fileio.exists(pass_rejects(out_dir, rejects, shard_id)):
-                return None
-            winners = {loser: (winner, bits) for loser, winner, bits, _, _ in found}
-
-            def check(sample: dict) -> tuple[str, str] | None:
-                if sample["key"] not in winners:
-                    return None
-                winner, bits = winners[sample["key"]]
-                return reason, f"{bits} bits from {winner}"
-
-            return check
-
         def visit(item):
             shard_id, grouped = item
             found = sorted(grouped["losers"])
             for loser, winner, _, _, winner_shard in found[:PAIRS_PER_SHARD if shard_id < PAIR_SHARDS else 0]:
                 if not fileio.exists(fileio.join(out_dir, PAIRS, f"{loser}.jpg")):
                     save_pair(out_dir, (loser, shard_id), (winner, winner_shard))
-            return shard_id, cut(shard_id, sum(grouped["samples"]), check_of(shard_id, found))
+            details = {loser: f"{bits} bits from {winner}" for loser, winner, bits, _, _ in found}
+            check = drop_named(out_dir, shard_id, rejects=rejects, reason=reason, details=details)
+            return shard_id, cut(shard_id, sum(grouped["samples"]), check)
 
         return ({"samples": shard_samples, "losers": losers}
                 | "JoinLosers" >> beam.CoGroupByKey()

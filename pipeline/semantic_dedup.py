@@ -19,7 +19,7 @@ from dataset import fileio
 from dataset.layout import EMBEDDINGS, pass_rejects, shard_paths
 from dataset.side_arrays import load_side, side_array, write_side
 from filters.semdedup import fit_centroids, nearest_centroid, semantic_duplicates
-from pipeline.whole_run_pass import WholeRunPass, write_summary
+from pipeline.whole_run_pass import WholeRunPass, drop_named, write_summary
 
 SEED = 0
 KEY_SPACE = 16 ** 8  # a sample is in the k-means sample when int(key[:8], 16) / KEY_SPACE < the rate
@@ -124,18 +124,10 @@ class SemanticDedup(WholeRunPass):
 
         def visit(item):
             shard_id, grouped = item
-            kept_for = {dropped: (kept, cosine) for dropped, kept, cosine in grouped["losers"]}
-            check = None
-            if kept_for or fileio.exists(pass_rejects(out_dir, prefix, shard_id)):
-                if kept_for:
-                    keep_dropped(out_dir, prefix, shard_id, set(kept_for))
-
-                def check(sample):
-                    if sample["key"] not in kept_for:
-                        return None
-                    kept, cosine = kept_for[sample["key"]]
-                    return reason, f"cosine {cosine:.4f} to {kept}"
-
+            details = {dropped: f"cosine {cosine:.4f} to {kept}" for dropped, kept, cosine in grouped["losers"]}
+            if details:
+                keep_dropped(out_dir, prefix, shard_id, set(details))
+            check = drop_named(out_dir, shard_id, rejects=prefix, reason=reason, details=details)
             return shard_id, cut(shard_id, sum(grouped["samples"]), check)
 
         return ({"samples": shard_samples, "losers": losers}

@@ -96,3 +96,12 @@ def cut_shard(out_dir: str, shard_id: int, written: int, check: Callable[[dict],
     dropped = 0 if check is None else drop_failing(out_dir, shard_id, check, stage=stage, rejects=rejects)
     count_stage(stage, written, {reason: dropped})
     return written - dropped
+
+
+def drop_named(out_dir: str, shard_id: int, *, rejects: str, reason: str,
+               details: dict[str, str]) -> Callable[[dict], tuple[str, str] | None] | None:
+    """The check that drops the samples ``details`` names (key -> detail) from a shard; None when it
+    names none and the pass dropped none there before (the common case: the shard is not read)."""
+    if not details and not fileio.exists(pass_rejects(out_dir, rejects, shard_id)):
+        return None
+    return lambda sample: (reason, details[sample["key"]]) if sample["key"] in details else None

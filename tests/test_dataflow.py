@@ -102,7 +102,7 @@ GROUPINGS["synth"] = {  # one input (beam.Create reshuffles more only); no alt-t
        if n.startswith(("SpreadInputs/", "CrawlPages/", "AssignShards/", "image_dedup/", "WriteRejects/",
                         "Written/"))},
     "best_of/GroupByPrompt": "a prompt id: (score, key, shard) of its N images (synth.per_prompt)",
-    "best_of/JoinOutranked/CoGroupByKeyImpl/GroupByKey": "a shard id: its sample count and losers",
+    "best_of/JoinLosers/CoGroupByKeyImpl/GroupByKey": "a shard id: its sample count and losers",
 }
 GLOBAL_COMBINES = {  # the combines over one constant key (CombineGlobally): their CombineFn, and what it holds
     "AssignShards/CountRecords/CombineGlobally(CountCombineFn)/CombinePerKey": ("CountCombineFn", "a count"),
