@@ -19,7 +19,6 @@ On a GPU: ``--altcap-size 124M --image-size 256 --sd-sample 64 --steps 30`` (a r
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 import time
 
@@ -28,6 +27,7 @@ import torch
 from filters.clip_config import ClipConfig
 from filters.clip_model import resolve_device
 from pipeline.clip_step import ClipStep
+from pipeline.generate_step import png_bytes
 from synth.generators import load_generator
 from synth.tiny_models import save_random_checkpoint, save_tiny_stable_diffusion
 
@@ -47,12 +47,6 @@ def timed(work, repeat: int = 1) -> float:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - started)
     return best
-
-
-def png(image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
 
 
 def raw_altcap(generator, prompts: list[str]):
@@ -82,7 +76,7 @@ def ranked(generator, clip: ClipStep, prompts: list[str], seeds: list[int]):
     """altcap's generator, then CLIP scoring of every image against its prompt, as a synthetic run does."""
     def work():
         images = generator.generate(prompts, seeds)
-        outcomes = [{"key": str(n), "caption": prompt, "image_bytes": png(image)}
+        outcomes = [{"key": str(n), "caption": prompt, "image_bytes": png_bytes(image)}
                     for n, (prompt, image) in enumerate(zip(prompts, images))]
         clip(outcomes)
     return work

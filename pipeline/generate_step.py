@@ -18,8 +18,9 @@ from synth.config import SynthConfig
 
 
 def png_bytes(image) -> bytes:
+    """The image as the image step takes it: lossless, compressed little (it is decoded a moment later)."""
     out = io.BytesIO()
-    image.save(out, "PNG")
+    image.save(out, "PNG", compress_level=1)
     return out.getvalue()
 
 

@@ -26,7 +26,7 @@ from synth.records import image_seed
 from synth.tiny_models import save_tiny_stable_diffusion
 
 from conftest import ALTCAP
-from pipeline_helpers import reject_rows, shard_rows, tar_samples
+from pipeline_helpers import IN_MEMORY, reject_rows, shard_rows, tar_samples
 from test_clip import TINY
 from test_synth_generators import checkpoint  # noqa: F401  (fixture)
 from test_trainer import settings, token_folder  # noqa: F401  (fixture)
@@ -34,7 +34,6 @@ from test_trainer import settings, token_folder  # noqa: F401  (fixture)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CLASSES = ["dog", "car"]
 SETTINGS = ["on a beach", "in the snow"]
-IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 @pytest.fixture(scope="module")
